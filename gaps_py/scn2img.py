@@ -1,0 +1,205 @@
+"""Port of GAPS scn2img -capture_depth_images: 16-bit depth renders of a mesh from a camera file.
+
+Library: `render_depth_images(vertices, faces, cameras, width=224, height=224) -> uint16 [V, H, W]`.
+CLI (GAPS flag spellings, as LDIF's process_mesh_local.sh calls it):
+
+    python -m gaps_py.scn2img model_normalized.obj dodeca_cameras.cam depth_images/ \
+        -capture_depth_images -width 224 -height 224
+
+writes `depth_images/000000_depth.png`, `000001_depth.png`, ... (one per camera, in file order).
+
+What GAPS does, and this port reproduces (see `gaps_py._raster` for the rasterization details):
+  * Camera per `.cam` line: eye v, towards t, up u; right = t x u, up' = normalize(right x normalize(t)); the
+    camera looks along t with y = up'. xfov is the half-angle (radians); the file's yfov is ignored and
+    replaced by atan((H/W) tan xfov). `-xfov` overrides every camera's xfov.
+  * gluPerspective projection, near = 0.01 R and far = 100 R, R = half the diagonal of the bounding box of the
+    mesh's referenced vertices (so the depth precision depends on the mesh).
+  * Stored value = floor(1000 d), d = -z_eye (planar depth along the view axis, not the ray length);
+    background and values > 65535 are 0. PNG row 0 is the top of the image (+y camera).
+  * Front faces win ties against back faces (GAPS's two-pass culling trick); a closed mesh seen from outside
+    shows only front faces, a mesh with holes shows back faces through them.
+"""
+
+import math
+import os
+import sys
+
+import numpy as np
+
+from gaps_py import _raster
+from gaps_py import io as gaps_io
+from ldif.util import log
+
+NEAR_FACTOR = 0.01
+FAR_FACTOR = 100.0
+
+
+def camera_frames(cameras, width, height, xfov=None):
+  """GAPS camera frames and pixel focal lengths for `.cam` rows.
+
+  Args:
+    cameras: float [V, 12] `.cam` rows (eye, towards, up, xfov, yfov, value).
+    width, height: image size in pixels.
+    xfov: optional half-angle (radians) overriding every camera's xfov (scn2img's `-xfov`).
+  Returns:
+    eyes float64 [V, 3], rotations float64 [V, 3, 3] (rows: camera right, up, backward axes in world
+    coordinates; eye-space point = rotation @ (p - eye)), focal_x and focal_y float64 [V] in pixels.
+  Raises:
+    ValueError: wrong shape, non-finite values, zero towards vector, up parallel to towards, xfov not in
+      (0, pi/2).
+  """
+  cameras = np.asarray(cameras, np.float64)
+  if cameras.ndim != 2 or cameras.shape[1] != 12 or cameras.shape[0] == 0:
+    raise ValueError(f'cameras must have shape [V, 12] with V >= 1, got {cameras.shape}')
+  if not np.all(np.isfinite(cameras)):
+    raise ValueError('cameras contain non-finite values')
+  _check_size(width, height)
+  num_views = cameras.shape[0]
+  eyes = cameras[:, 0:3].copy()
+  rotations = np.empty((num_views, 3, 3))
+  focal_x = np.empty(num_views)
+  focal_y = np.empty(num_views)
+  for v, cam in enumerate(cameras):
+    towards, up = cam[3:6], cam[6:9]
+    right = np.cross(towards, up)
+    towards_length = np.linalg.norm(towards)
+    if towards_length == 0.0:
+      raise ValueError(f'camera {v}: towards vector is zero')
+    towards = towards / towards_length
+    up = np.cross(right, towards)
+    up_length = np.linalg.norm(up)
+    if up_length < 1e-12:
+      raise ValueError(f'camera {v}: up vector is zero or parallel to the towards vector')
+    up = up / up_length
+    # R3Triad(towards, up): z = -towards, x = up x z, y = z x x.
+    back = -towards
+    x_axis = np.cross(up, back)
+    x_axis /= np.linalg.norm(x_axis)
+    y_axis = np.cross(back, x_axis)
+    y_axis /= np.linalg.norm(y_axis)
+    rotations[v] = np.stack([x_axis, y_axis, back])
+    half_x = cam[9] if xfov is None else float(xfov)
+    if not 0.0 < half_x < math.pi / 2:
+      raise ValueError(f'camera {v}: xfov {half_x} must be a half-angle in (0, pi/2) radians')
+    half_y = math.atan(height / width * math.tan(half_x))
+    focal_x[v] = 0.5 * width / math.tan(half_x)
+    focal_y[v] = 0.5 * height / math.tan(half_y)
+  return eyes, rotations, focal_x, focal_y
+
+
+def clip_planes(vertices, faces):
+  """GAPS's near and far clip depths: 0.01 R and 100 R, R = half the bbox diagonal of the used vertices."""
+  used = vertices[np.unique(faces)]
+  radius = 0.5 * float(np.linalg.norm(used.max(axis=0) - used.min(axis=0)))
+  if radius <= 0.0:
+    raise ValueError('mesh has zero extent (all referenced vertices coincide)')
+  return NEAR_FACTOR * radius, FAR_FACTOR * radius
+
+
+def render_depth_images(vertices, faces, cameras, *, width=224, height=224, xfov=None):
+  """Renders one depth image per camera (port of GAPS scn2img -capture_depth_images).
+
+  Args:
+    vertices: float [N, 3] mesh vertices, gaps frame (LDIF renders the msh2msh-normalized mesh).
+    faces: int [F, 3] triangles (a triangle soup is fine; nothing is welded). Winding defines front faces
+      (counter-clockwise seen from outside).
+    cameras: float [V, 12] `.cam` rows (see `gaps_py.io.read_cameras`), e.g.
+    `ldif.util.camera_util.dodeca_cameras()`.
+    width, height: image size in pixels.
+    xfov: optional half-angle override for all cameras (scn2img's `-xfov`).
+  Returns:
+    uint16 [V, H, W]: floor(1000 * planar depth) in gaps units, 0 = background (the PNG values; LDIF's
+    `depth_renders` feature). Row 0 is the top of the image.
+  Raises:
+    ValueError: bad shapes, non-finite vertices, face indices out of range, no faces, bad cameras or size.
+  """
+  vertices = np.asarray(vertices)
+  faces = np.asarray(faces)
+  if vertices.ndim != 2 or vertices.shape[1] != 3 or vertices.shape[0] == 0:
+    raise ValueError(f'vertices must have shape [N, 3] with N >= 1, got {vertices.shape}')
+  if not np.issubdtype(vertices.dtype, np.floating) and not np.issubdtype(vertices.dtype, np.integer):
+    raise ValueError(f'vertices must be numeric, got dtype {vertices.dtype}')
+  vertices = vertices.astype(np.float64, copy=False)
+  if not np.all(np.isfinite(vertices)):
+    raise ValueError('vertices contain NaN or infinite values')
+  if faces.ndim != 2 or faces.shape[1] != 3 or faces.shape[0] == 0:
+    raise ValueError(f'faces must have shape [F, 3] with F >= 1, got {faces.shape}')
+  if not np.issubdtype(faces.dtype, np.integer):
+    raise ValueError(f'faces must be integer indices, got dtype {faces.dtype}')
+  faces = faces.astype(np.int64, copy=False)
+  if faces.min() < 0 or faces.max() >= len(vertices):
+    raise ValueError(f'face indices must be in [0, {len(vertices)}), got [{faces.min()}, {faces.max()}]')
+  eyes, rotations, focal_x, focal_y = camera_frames(cameras, width, height, xfov)
+  near, far = clip_planes(vertices, faces)
+  out = np.zeros((len(eyes), height, width), np.uint16)
+  _raster.depth_views_kernel(np.ascontiguousarray(vertices), np.ascontiguousarray(faces), eyes, rotations,
+                             int(width), int(height), focal_x, focal_y, near, far, out)
+  return out
+
+
+def _check_size(width, height):
+  for name, value in (('width', width), ('height', height)):
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not 0 < value <= 16384:
+      raise ValueError(f'image {name} must be an integer in [1, 16384], got {value!r}')
+
+
+_USAGE = ('usage: python -m gaps_py.scn2img input_mesh input_cameras.cam output_directory '
+          '-capture_depth_images [-width W] [-height H] [-xfov X] [-v]')
+
+
+def main(argv=None):
+  """CLI with GAPS scn2img's flags. Returns the process exit status (0 on success).
+
+  Supported: `-capture_depth_images` (required: the only capture gaps_py implements), `-width` and `-height`
+  (GAPS defaults 640 x 480), `-xfov`, `-v`, `-debug`; `-mesa`, `-glut` and `-raycast` are accepted and
+  ignored.
+  """
+  argv = list(sys.argv[1:] if argv is None else argv)
+  positional = []
+  width, height, xfov, capture_depth = 640, 480, None, False
+  try:
+    while argv:
+      arg = argv.pop(0)
+      if arg in ('-width', '-height', '-xfov'):
+        if not argv:
+          raise ValueError(f'{arg} needs a value')
+        value = argv.pop(0)
+        if arg == '-xfov':
+          xfov = float(value)
+        elif arg == '-width':
+          width = int(value)
+        else:
+          height = int(value)
+      elif arg == '-capture_depth_images':
+        capture_depth = True
+      elif arg in ('-v', '-debug'):
+        log.set_level('verbose' if arg == '-debug' else 'info')
+      elif arg in ('-mesa', '-glut', '-raycast'):
+        pass
+      elif arg.startswith('-capture_'):
+        raise ValueError(f'{arg} is not supported by gaps_py.scn2img (only -capture_depth_images)')
+      elif arg.startswith('-') and len(arg) > 1:
+        raise ValueError(f'invalid program argument: {arg}')
+      else:
+        positional.append(arg)
+    if len(positional) != 3:
+      raise ValueError(f'expected 3 file arguments, got {len(positional)}')
+    if not capture_depth:
+      raise ValueError('-capture_depth_images is required (the only capture gaps_py implements)')
+    mesh_path, cameras_path, output_directory = positional
+    vertices, faces = gaps_io.load_mesh(mesh_path)
+    cameras = gaps_io.read_cameras(cameras_path)
+    images = render_depth_images(vertices, faces, cameras, width=width, height=height, xfov=xfov)
+    os.makedirs(output_directory, exist_ok=True)
+    for index, image in enumerate(images):
+      gaps_io.write_png16(os.path.join(output_directory, f'{index:06d}_depth.png'), image)
+    log.info('Wrote %d depth images to %s', len(images), output_directory)
+  except ValueError as e:
+    log.error('%s', e)
+    print(_USAGE, file=sys.stderr)
+    return 1
+  return 0
+
+
+if __name__ == '__main__':
+  sys.exit(main())
