@@ -4,20 +4,32 @@ Private module: the validating numpy wrappers are `gaps_py.scn2img.render_depth_
 `gaps_py.conf2img.normal_images`. Every kernel has a slow plain-numpy twin (`*_numpy`) that the tests compare
 it with.
 
-Depth rasterizer (port of what GAPS scn2img does through OpenGL/OSMesa):
-  * Camera frame: x right, y up, z backwards (the camera looks down -z); planar depth d = -z_eye.
-  * gluPerspective projection with near = 0.01 R and far = 100 R (R = half the mesh bbox diagonal); window
-    coordinates have y up and pixel centres at half-integers.
-  * Coverage is tested at pixel centres against the triangle with its window-space vertices snapped to 1/256
-    px (the fixed-point subpixel grid of Mesa's rasterizer), top-left fill rule for centres exactly on an
-    edge. Window depth is interpolated on the unsnapped triangle's plane.
-  * GAPS draws all triangles twice: first with back-face culling and glDepthRange(0, 0.999999), then without
-    culling at depth range [0, 1], with the GL_LESS depth test. The result equals min(0.999999 z_front,
-    z_back) per pixel, where z_front/z_back are the nearest front/back-facing window depths: front faces win
-    ties and back faces only show where nothing front-facing is (almost) as close.
-  * The float32 depth buffer is unprojected as if the depth range were [0, 1] (as gluUnProject does), so front
-    faces read back very slightly closer than they are; this is reproduced. PNG value = floor(1000 d), with
-    background and values > 65535 written as 0.
+Depth rasterizer (port of what GAPS scn2img does through OpenGL, i.e. OSMesa on Mesa's llvmpipe): the
+depth values are computed with the same float32 operations, in the same order, as that pipeline, so that
+floor(1000 d) lands on the same integer as in GAPS's PNGs (bit-identical on all 40 views of LDIF's bob and
+blub; the order of operations below was selected by measuring variants against those PNGs).
+  * Matrices: GAPS's modelview and gluPerspective projection (float64, `gaps_py.scn2img.gl_matrices`) are
+    rounded to float32 and multiplied in float32 (projection @ modelview, Mesa's C loop).
+  * Vertex stage (fixed-function vertex program): clip = x c0 + y c1 + z c2 + c3 over the columns of that
+    matrix, products and sums rounded separately; then 1/w, ndc = clip * (1/w) and the viewport transform as
+    fused multiply-adds (LLVM's fmuladd on an FMA-capable CPU). The viewport flips y (window-system
+    framebuffer: raster row 0 at the top); window z uses glDepthRange(0, 0.999999) for GAPS's first,
+    back-face-culled pass and [0, 1] for the second.
+  * Triangle (a, b, c) is passed on as (b, c, a). Triangles with a vertex outside the view volume are
+    clipped in clip space against the six frustum planes as Mesa's draw module does (Sutherland-Hodgman,
+    its interpolation and float32 divide/viewport for the new vertices) and emitted as a fan.
+  * Coverage: window x, y snapped to 1/256 px relative to pixel centres (round half to even); pixel centres
+    strictly inside, or on an edge that is "top-left" in raster orientation, are covered.
+  * Depth: the plane coefficients of window z are computed by llvmpipe's setup in float32 from the unsnapped
+    window coordinates, referred to the framebuffer origin (a0 at pixel (0, 0), dz/dx, dz/dy; clockwise
+    triangles get their last two vertices swapped); z at pixel (i, j) = fma(dz/dy, j, fma(dz/dx, i, a0)).
+    It is stored in a 24-bit unsigned normalized depth buffer (OSMesa's choice for 32 requested depth bits
+    without stencil) with GL_LESS.
+  * GAPS draws all triangles twice, first culling back faces with glDepthRange(0, 0.999999), then everything
+    at [0, 1]: front faces win ties and back faces only show where nothing front-facing is (almost) as close.
+  * Read back: float32(k / (2^24 - 1)) as glReadPixels(GL_FLOAT) returns it, unprojected in double with the
+    float32 projection matrix as if the depth range were [0, 1] (gluUnProject), so front faces read back very
+    slightly closer than they are. PNG value = floor(1000 d); background and values > 65535 are 0.
 
 Normal estimator (port of GAPS conf2img -create_normal_images, RGBD package):
   * Depth = PNG/1000 in the GAPS grid frame (row 0 at the bottom); background is "unknown".
@@ -41,6 +53,7 @@ SILHOUETTE_BOUNDARY = 2
 SHADOW_BOUNDARY = 4
 EPSILON = 1e-6             # RN_EPSILON
 FRONT_DEPTH_RANGE = 0.999999
+DEPTH_UNORM_MAX = 16777215  # 2^24 - 1: OSMesa's Z24X8 depth buffer
 SUBPIXEL = 256.0
 FILL_SIGMA = 1.5
 
@@ -49,352 +62,486 @@ FILL_SIGMA = 1.5
 # Depth rasterizer
 # ----------------------------------------------------------------------------------------------------------
 
-@numba.njit(cache=True, nogil=True)
-def _snap(value):
-  return np.round(value * SUBPIXEL) / SUBPIXEL
+# Float division by zero gives inf/nan (as in the C and LLVM code emulated here) instead of raising.
+_gl_jit = numba.njit(cache=True, nogil=True, error_model='numpy')
 
 
-@numba.njit(cache=True, nogil=True)
-def _canonical_edge(ax, ay, bx, by):
-  """Edge a->b as (origin x, origin y, dx, dy, sign) with the origin the lexicographically smaller endpoint.
+@_gl_jit
+def fma32(a, b, c):
+  """a * b + c for float32 a, b, c with a single rounding to float32 (what a fused multiply-add gives).
 
-  Evaluating sign * (dx (py - oy) - dy (px - ox)) gives bit-identical magnitudes for the two triangles that
-  share the edge, so no pixel centre is lost or claimed twice along shared edges.
+  The product is exact in float64 and the float64 sum is exact for operands of similar magnitude; when it is
+  not, its rounding error (TwoSum) decides the rare case of a sum that lands exactly halfway between two
+  float32 values. Returns float32.
   """
-  if ax < bx or (ax == bx and ay < by):
-    return ax, ay, bx - ax, by - ay, 1.0
-  return bx, by, ax - bx, ay - by, -1.0
+  p = np.float64(a) * np.float64(b)
+  cc = np.float64(c)
+  s = p + cc
+  bv = s - p
+  err = (p - (s - bv)) + (cc - bv)
+  r = np.float32(s)
+  if err != 0.0:
+    rd = np.float64(r)
+    other = 2.0 * s - rd  # the float32 neighbour of r iff s lies exactly halfway between the two
+    if other != rd and np.float64(np.float32(other)) == other and (err > 0.0) == (other > rd):
+      r = np.float32(other)
+  return r
 
 
-@numba.njit(cache=True, nogil=True)
-def _top_left(ax, ay, bx, by):
-  """Fill rule for an edge a->b of a counter-clockwise triangle in y-up window coordinates."""
-  dy = by - ay
-  return dy < 0.0 or (dy == 0.0 and bx - ax < 0.0)
+@_gl_jit
+def _mvp32(modelview, projection):
+  """float32 projection @ modelview with Mesa's C loop: four products summed left to right, each rounded."""
+  m = np.empty((4, 4), np.float32)
+  p = np.empty((4, 4), np.float32)
+  for i in range(4):
+    for j in range(4):
+      m[i, j] = np.float32(modelview[i, j])
+      p[i, j] = np.float32(projection[i, j])
+  mvp = np.empty((4, 4), np.float32)
+  for i in range(4):
+    for j in range(4):
+      s = np.float32(p[i, 0] * m[0, j])
+      s = np.float32(s + np.float32(p[i, 1] * m[1, j]))
+      s = np.float32(s + np.float32(p[i, 2] * m[2, j]))
+      mvp[i, j] = np.float32(s + np.float32(p[i, 3] * m[3, j]))
+  return mvp, p
 
 
-@numba.njit(cache=True, nogil=True)
-def _raster_triangle(sx0, sy0, sx1, sy1, sx2, sy2, ux0, uy0, ux1, uy1, ux2, uy2, z0, z1, z2, front,
-                     zfront, zback):
-  """Rasterizes one counter-clockwise (in snapped coordinates) triangle into the front or back z-buffer."""
+@_gl_jit
+def _fixed(value):
+  """Window coordinate (float32) -> llvmpipe's 1/256-pixel fixed point relative to pixel centres (float64).
+
+  Pixel centre i + 0.5 maps to 256 i; rounding is to nearest, ties to even (SSE cvtps2dq).
+  """
+  return np.float64(np.rint(np.float32(np.float32(value - np.float32(0.5)) * np.float32(SUBPIXEL))))
+
+
+@_gl_jit
+def _inside(e, ex, ey):
+  """Edge value e < 0 is inside; e == 0 counts for edges with ey < 0 or (ey == 0 and ex > 0)."""
+  return e < 0.0 or (e == 0.0 and (ey < 0.0 or (ey == 0.0 and ex > 0.0)))
+
+
+@_gl_jit
+def _raster_triangle(row_0, row_1, row_2, zfront, zback):
+  """Rasterizes one triangle given in the vertex order llvmpipe's triangle setup receives it.
+
+  Rows are float32 [8]: clip x, y, z, w, window x, raster y (down), front z, back z. Front-facing triangles
+  (counter-clockwise in GL's y-up window) go to `zfront` with their glDepthRange(0, 0.999999) depths,
+  back-facing ones to `zback` with [0, 1] depths; both are Z24 buffers (int64 [H, W], GL_LESS).
+  """
   height, width = zfront.shape
-  # Window depth plane from the unsnapped vertices (falls back to the snapped ones if those are degenerate).
-  ax = ux1 - ux0
-  ay = uy1 - uy0
-  bx = ux2 - ux0
-  by = uy2 - uy0
-  det = ax * by - bx * ay
-  ox = ux0
-  oy = uy0
-  if det == 0.0:
-    ax = sx1 - sx0
-    ay = sy1 - sy0
-    bx = sx2 - sx0
-    by = sy2 - sy0
-    det = ax * by - bx * ay
-    ox = sx0
-    oy = sy0
-    if det == 0.0:
-      return
-  dzdx = ((z1 - z0) * by - (z2 - z0) * ay) / det
-  dzdy = (ax * (z2 - z0) - bx * (z1 - z0)) / det
-
-  e0x, e0y, e0dx, e0dy, e0s = _canonical_edge(sx1, sy1, sx2, sy2)
-  e1x, e1y, e1dx, e1dy, e1s = _canonical_edge(sx2, sy2, sx0, sy0)
-  e2x, e2y, e2dx, e2dy, e2s = _canonical_edge(sx0, sy0, sx1, sy1)
-  t0 = _top_left(sx1, sy1, sx2, sy2)
-  t1 = _top_left(sx2, sy2, sx0, sy0)
-  t2 = _top_left(sx0, sy0, sx1, sy1)
-
-  ix0 = max(0, int(math.ceil(min(sx0, sx1, sx2) - 0.5)))
-  ix1 = min(width - 1, int(math.floor(max(sx0, sx1, sx2) - 0.5)))
-  iy0 = max(0, int(math.ceil(min(sy0, sy1, sy2) - 0.5)))
-  iy1 = min(height - 1, int(math.floor(max(sy0, sy1, sy2) - 0.5)))
-  for iy in range(iy0, iy1 + 1):
-    py = iy + 0.5
-    for ix in range(ix0, ix1 + 1):
-      px = ix + 0.5
-      e = e0s * (e0dx * (py - e0y) - e0dy * (px - e0x))
-      if e < 0.0 or (e == 0.0 and not t0):
-        continue
-      e = e1s * (e1dx * (py - e1y) - e1dy * (px - e1x))
-      if e < 0.0 or (e == 0.0 and not t1):
-        continue
-      e = e2s * (e2dx * (py - e2y) - e2dy * (px - e2x))
-      if e < 0.0 or (e == 0.0 and not t2):
-        continue
-      z = z0 + dzdx * (px - ox) + dzdy * (py - oy)
-      if z >= 1.0:  # beyond the far plane
-        continue
-      if front:
-        z *= FRONT_DEPTH_RANGE
-        if z < zfront[iy, ix]:
-          zfront[iy, ix] = z
-      elif z < zback[iy, ix]:
-        zback[iy, ix] = z
-
-
-@numba.njit(cache=True, nogil=True)
-def _raster_polygon(px, py, pz, count, zfront, zback):
-  """Rasterizes a convex window-space polygon (3 or 4 unsnapped vertices) as a triangle fan."""
-  sx = np.empty(4)
-  sy = np.empty(4)
-  area = 0.0
-  for k in range(count):
-    sx[k] = _snap(px[k])
-    sy[k] = _snap(py[k])
-  for k in range(count):
-    kn = (k + 1) % count
-    area += sx[k] * sy[kn] - sx[kn] * sy[k]
+  x0, y0, x1, y1, x2, y2 = row_0[4], row_0[5], row_1[4], row_1[5], row_2[4], row_2[5]
+  fx0 = _fixed(x0)
+  fy0 = _fixed(y0)
+  fx1 = _fixed(x1)
+  fy1 = _fixed(y1)
+  fx2 = _fixed(x2)
+  fy2 = _fixed(y2)
+  area = (fx0 - fx1) * (fy2 - fy0) - (fx2 - fx0) * (fy0 - fy1)
   if area == 0.0:
     return
-  front = area > 0.0
-  for k in range(1, count - 1):
-    a = 0
-    b = k
-    c = k + 1
-    if not front:
-      b, c = c, b
-    _raster_triangle(sx[a], sy[a], sx[b], sy[b], sx[c], sy[c], px[a], py[a], px[b], py[b], px[c], py[c],
-                     pz[a], pz[b], pz[c], front, zfront, zback)
+  if area > 0.0:
+    z0, z1, z2 = row_0[6], row_1[6], row_2[6]
+    buf = zfront
+  else:  # clockwise: the setup swaps the last two vertices (first-vertex-provoking convention)
+    x1, y1, x2, y2 = x2, y2, x1, y1
+    fx1, fy1, fx2, fy2 = fx2, fy2, fx1, fy1
+    z0, z1, z2 = row_0[7], row_2[7], row_1[7]
+    buf = zback
+  # Plane coefficients as llvmpipe's setup computes them (float32, referred to the framebuffer origin).
+  dx01 = np.float32(x0 - x1)
+  dy01 = np.float32(y0 - y1)
+  dx20 = np.float32(x2 - x0)
+  dy20 = np.float32(y2 - y0)
+  det = np.float32(np.float32(dx01 * dy20) - np.float32(dy01 * dx20))
+  if det == 0.0:
+    return
+  ooa = np.float32(np.float32(1.0) / det)
+  dx20 = np.float32(dx20 * ooa)
+  dy20 = np.float32(dy20 * ooa)
+  dx01 = np.float32(dx01 * ooa)
+  dy01 = np.float32(dy01 * ooa)
+  da01 = np.float32(z0 - z1)
+  da20 = np.float32(z2 - z0)
+  dzdx = np.float32(np.float32(da01 * dy20) - np.float32(da20 * dy01))
+  dzdy = np.float32(np.float32(da20 * dx01) - np.float32(da01 * dx20))
+  x0c = np.float32(x0 - np.float32(0.5))
+  y0c = np.float32(y0 - np.float32(0.5))
+  a0 = np.float32(z0 - np.float32(np.float32(dzdx * x0c) + np.float32(dzdy * y0c)))
+  # Edges in positive-area order (clockwise on screen); pixel centres are multiples of 256 in fixed point.
+  e0x = fx1 - fx0
+  e0y = fy1 - fy0
+  e1x = fx2 - fx1
+  e1y = fy2 - fy1
+  e2x = fx0 - fx2
+  e2y = fy0 - fy2
+  # Pixel bounding box, clamped to the image before converting to integers.
+  x_lo = max(0.0, math.ceil(min(fx0, fx1, fx2) / SUBPIXEL))
+  x_hi = min(width - 1.0, math.floor(max(fx0, fx1, fx2) / SUBPIXEL))
+  y_lo = max(0.0, math.ceil(min(fy0, fy1, fy2) / SUBPIXEL))
+  y_hi = min(height - 1.0, math.floor(max(fy0, fy1, fy2) / SUBPIXEL))
+  if not (x_lo <= x_hi and y_lo <= y_hi):
+    return
+  for iy in range(int(y_lo), int(y_hi) + 1):
+    py = iy * SUBPIXEL
+    fy = np.float32(iy)
+    for ix in range(int(x_lo), int(x_hi) + 1):
+      px = ix * SUBPIXEL
+      if not _inside(e0x * (py - fy0) - e0y * (px - fx0), e0x, e0y):
+        continue
+      if not _inside(e1x * (py - fy1) - e1y * (px - fx1), e1x, e1y):
+        continue
+      if not _inside(e2x * (py - fy2) - e2y * (px - fx2), e2x, e2y):
+        continue
+      z = fma32(dzdy, fy, fma32(dzdx, np.float32(ix), a0))
+      if z != z:
+        continue
+      z = min(max(z, np.float32(0.0)), np.float32(1.0))
+      k = np.int64(np.rint(np.float32(z * np.float32(DEPTH_UNORM_MAX))))
+      if k < buf[iy, ix]:
+        buf[iy, ix] = k
 
 
-@numba.njit(cache=True, nogil=True)
-def _project(xe, ye, d, width, height, focal_x, focal_y, proj_a, proj_b):
-  """Eye point (x, y, depth d > 0) -> unsnapped window x, y (y up) and window depth in [0, 1]."""
-  wx = 0.5 * width + focal_x * xe / d
-  wy = 0.5 * height + focal_y * ye / d
-  wz = 0.5 * (1.0 - proj_a + proj_b / d)
-  return wx, wy, wz
+@_gl_jit
+def _clip_mask(x, y, z, w):
+  """Outside bits of a clip-space vertex (draw module's order: +x, -x, +y, -y, near, far)."""
+  mask = 0
+  if x > w:
+    mask |= 1
+  if np.float32(x + w) < 0.0:
+    mask |= 2
+  if y > w:
+    mask |= 4
+  if np.float32(y + w) < 0.0:
+    mask |= 8
+  if np.float32(z + w) < 0.0:
+    mask |= 16
+  if z > w:
+    mask |= 32
+  return mask
 
 
-@numba.njit(cache=True, nogil=True)
-def _clip_near(ex, ey, ed, near, cx, cy, cd):
-  """Clips an eye-space triangle (x, y, depth) to depth >= near; writes <= 4 vertices, returns the count."""
-  count = 0
-  for k in range(3):
-    kn = (k + 1) % 3
-    a_in = ed[k] >= near
-    b_in = ed[kn] >= near
-    if a_in:
-      cx[count] = ex[k]
-      cy[count] = ey[k]
-      cd[count] = ed[k]
-      count += 1
-    if a_in != b_in:
-      # Intersect with endpoints in a canonical order, so both triangles sharing the edge agree exactly.
-      i0 = k
-      i1 = kn
-      if (ed[i1], ex[i1], ey[i1]) < (ed[i0], ex[i0], ey[i0]):
-        i0, i1 = i1, i0
-      t = (near - ed[i0]) / (ed[i1] - ed[i0])
-      cx[count] = ex[i0] + t * (ex[i1] - ex[i0])
-      cy[count] = ey[i0] + t * (ey[i1] - ey[i0])
-      cd[count] = near
-      count += 1
-  return count
+@_gl_jit
+def _plane_distance(row, plane):
+  """Signed distance (float32) of a polygon row (clip x, y, z, w, ...) to frustum plane 0..5.
+
+  Planes in draw's order: w - x, x + w, w - y, y + w, z + w (near), w - z (far); inside is >= 0.
+  """
+  coordinate = row[plane // 2]
+  if plane == 0 or plane == 2 or plane == 5:
+    return np.float32(row[3] - coordinate)
+  return np.float32(coordinate + row[3])
 
 
-@numba.njit(cache=True, nogil=True)
-def _window_depth_to_png(z, proj_a, proj_b):
-  """Nearest window depth -> PNG value, as GAPS reads back a float depth buffer and unprojects it."""
-  if z > 2.0:
+@_gl_jit
+def _interpolate(dst, t, out_row, in_row, hw, hh, ty, sf):
+  """New clip vertex out + t (in - out) and its window coordinates, in float32 as draw's clipper (C code)."""
+  for k in range(4):
+    dst[k] = np.float32(out_row[k] + np.float32(t * np.float32(in_row[k] - out_row[k])))
+  oow = np.float32(np.float32(1.0) / dst[3])
+  nz = np.float32(dst[2] * oow)
+  half = np.float32(0.5)
+  dst[4] = np.float32(np.float32(np.float32(dst[0] * oow) * hw) + hw)
+  dst[5] = np.float32(np.float32(np.float32(dst[1] * oow) * -hh) + ty)
+  dst[6] = np.float32(np.float32(nz * sf) + sf)
+  dst[7] = np.float32(np.float32(nz * half) + half)
+
+
+@_gl_jit
+def _clip_polygon(poly, spare, n, clipmask, hw, hh, ty, sf):
+  """Sutherland-Hodgman against the frustum planes in clipmask, as draw's clipper does it.
+
+  poly, spare: float32 [16, 8] rows (clip x, y, z, w, window x, y, front z, back z); the first n rows of poly
+  hold the input. Returns (rows, count): the clipped polygon (count 0 if discarded).
+  """
+  for plane in range(6):
+    if not clipmask & (1 << plane):
+      continue
+    if n < 3:
+      break
+    poly[n, :] = poly[0, :]
+    dp_prev = _plane_distance(poly[0], plane)
+    if not math.isfinite(dp_prev):
+      return poly, 0
+    count = 0
+    for i in range(1, n + 1):
+      dp = _plane_distance(poly[i], plane)
+      if not math.isfinite(dp):
+        return poly, 0
+      if dp_prev >= 0.0:
+        spare[count, :] = poly[i - 1, :]
+        count += 1
+        crossing = dp < 0.0
+      else:
+        crossing = not dp < 0.0
+      if crossing:
+        denom = np.float32(dp - dp_prev)
+        if dp < 0.0:
+          if -dp < dp_prev:
+            _interpolate(spare[count], np.float32(dp / denom), poly[i], poly[i - 1], hw, hh, ty, sf)
+          else:
+            _interpolate(spare[count], np.float32(-dp_prev / denom), poly[i - 1], poly[i], hw, hh, ty, sf)
+        elif -dp_prev < dp:
+          _interpolate(spare[count], np.float32(-dp_prev / denom), poly[i - 1], poly[i], hw, hh, ty, sf)
+        else:
+          _interpolate(spare[count], np.float32(dp / denom), poly[i], poly[i - 1], hw, hh, ty, sf)
+        count += 1
+      dp_prev = dp
+    poly, spare = spare, poly
+    n = count
+  return poly, n
+
+
+@_gl_jit
+def depth_views_kernel(vertices, faces, modelviews, projections, width, height, out):
+  """Renders V depth images the way GAPS scn2img's OpenGL (OSMesa, Mesa llvmpipe) does, in float32.
+
+  vertices float64 [N,3], faces int64 [F,3] (gaps frame); modelviews, projections float64 [V,4,4] (GAPS's
+  double-precision camera matrices: `gaps_py.scn2img.gl_matrices`); out uint16 [V,H,W] receives the PNG
+  values (floor(1000 d), 0 = background, row 0 = top).
+  """
+  num_views = modelviews.shape[0]
+  num_vertices = vertices.shape[0]
+  rows = np.empty((num_vertices, 8), np.float32)  # clip x, y, z, w, window x, y, front z, back z
+  masks = np.empty(num_vertices, np.int64)
+  zfront = np.empty((height, width), np.int64)
+  zback = np.empty((height, width), np.int64)
+  poly = np.empty((16, 8), np.float32)
+  spare = np.empty((16, 8), np.float32)
+  hw = np.float32(0.5 * width)
+  hh = np.float32(0.5 * height)
+  ty = np.float32(np.float32(height) - hh)  # the y flip of a window-system framebuffer
+  sf = np.float32(0.5 * FRONT_DEPTH_RANGE)
+  half = np.float32(0.5)
+  for v in range(num_views):
+    mvp, p32 = _mvp32(modelviews[v], projections[v])
+    for i in range(num_vertices):
+      x = np.float32(vertices[i, 0])
+      y = np.float32(vertices[i, 1])
+      z = np.float32(vertices[i, 2])
+      # Fixed-function vertex program: MUL then MADs over the MVP columns, not fused.
+      for r in range(4):
+        s = np.float32(x * mvp[r, 0])
+        s = np.float32(s + np.float32(y * mvp[r, 1]))
+        s = np.float32(s + np.float32(z * mvp[r, 2]))
+        rows[i, r] = np.float32(s + mvp[r, 3])
+      masks[i] = _clip_mask(rows[i, 0], rows[i, 1], rows[i, 2], rows[i, 3])
+      # Perspective divide and viewport (draw module: reciprocal, multiply, fused multiply-add).
+      winv = np.float32(np.float32(1.0) / rows[i, 3])
+      nz = np.float32(rows[i, 2] * winv)
+      rows[i, 4] = fma32(np.float32(rows[i, 0] * winv), hw, hw)
+      rows[i, 5] = fma32(np.float32(rows[i, 1] * winv), -hh, ty)
+      rows[i, 6] = fma32(nz, sf, sf)
+      rows[i, 7] = fma32(nz, half, half)
+    zfront[:, :] = DEPTH_UNORM_MAX
+    zback[:, :] = DEPTH_UNORM_MAX
+    for f in range(faces.shape[0]):
+      # Mesa passes triangle (a, b, c) on as (b, c, a) (observed: it is the only order that reproduces
+      # GAPS's renders bit for bit; the first-vertex-provoking convention).
+      a = faces[f, 1]
+      b = faces[f, 2]
+      c = faces[f, 0]
+      union = masks[a] | masks[b] | masks[c]
+      if union == 0:
+        _raster_triangle(rows[a], rows[b], rows[c], zfront, zback)
+        continue
+      if masks[a] & masks[b] & masks[c]:
+        continue  # entirely outside one plane
+      poly[0, :] = rows[a, :]
+      poly[1, :] = rows[b, :]
+      poly[2, :] = rows[c, :]
+      clipped, count = _clip_polygon(poly, spare, 3, union, hw, hh, ty, sf)
+      for k in range(2, count):  # the clipper emits the polygon as a fan around its first vertex
+        _raster_triangle(clipped[0], clipped[k - 1], clipped[k], zfront, zback)
+    # Read back (Z24 -> float, as glReadPixels(GL_FLOAT)) and unproject in double with the float32
+    # projection matrix (as GAPS's gluUnProject does); front faces win ties (GL_LESS, drawn first).
+    c22 = np.float64(p32[2, 2])
+    c23 = np.float64(p32[2, 3])
+    for iy in range(height):
+      for ix in range(width):
+        out[v, iy, ix] = _depth_to_png(min(zfront[iy, ix], zback[iy, ix]), c22, c23)
+
+
+@_gl_jit
+def _depth_to_png(k, c22, c23):
+  """Z24 depth-buffer value -> PNG value (GAPS's CaptureDepth: float read-back, gluUnProject, x1000)."""
+  zr = np.float64(np.float32(k * (1.0 / DEPTH_UNORM_MAX)))
+  if abs(zr - 1.0) <= EPSILON or zr <= EPSILON:
     return 0
-  zf = np.float64(np.float32(z))
-  if abs(zf - 1.0) <= EPSILON or zf <= EPSILON:
-    return 0
-  depth = proj_b / ((2.0 * zf - 1.0) + proj_a)
-  value = 1000.0 * depth
+  value = 1000.0 * (c23 / ((2.0 * zr - 1.0) + c22))
   if value > 65535.0 or value < 0.0:
     return 0
   return int(value)
 
 
-@numba.njit(cache=True, nogil=True)
-def depth_views_kernel(vertices, faces, eyes, rotations, width, height, focal_x, focal_y, near, far, out):
-  """Renders V depth images (port of GAPS scn2img -capture_depth_images).
-
-  vertices float64 [N,3] and faces int64 [F,3] (gaps frame), eyes float64 [V,3], rotations float64 [V,3,3]
-  (rows:
-  the camera's x, y, z axes in world coordinates), focal_x/focal_y float64 [V] (pixels: half the image size
-  over the tangent of the half field of view), near/far clip depths; out uint16 [V,H,W] receives the PNG
-  values (row 0 = top).
-  """
-  num_views = eyes.shape[0]
-  num_vertices = vertices.shape[0]
-  proj_a = (far + near) / (near - far)
-  proj_b = 2.0 * far * near / (near - far)
-  xe = np.empty(num_vertices)
-  ye = np.empty(num_vertices)
-  de = np.empty(num_vertices)
-  wx = np.empty(num_vertices)
-  wy = np.empty(num_vertices)
-  wz = np.empty(num_vertices)
-  zfront = np.empty((height, width))
-  zback = np.empty((height, width))
-  px = np.empty(4)
-  py = np.empty(4)
-  pz = np.empty(4)
-  ex = np.empty(3)
-  ey = np.empty(3)
-  ed = np.empty(3)
-  cx = np.empty(4)
-  cy = np.empty(4)
-  cd = np.empty(4)
-  for v in range(num_views):
-    r = rotations[v]
-    for i in range(num_vertices):
-      dx = vertices[i, 0] - eyes[v, 0]
-      dy = vertices[i, 1] - eyes[v, 1]
-      dz = vertices[i, 2] - eyes[v, 2]
-      xe[i] = r[0, 0] * dx + r[0, 1] * dy + r[0, 2] * dz
-      ye[i] = r[1, 0] * dx + r[1, 1] * dy + r[1, 2] * dz
-      de[i] = -(r[2, 0] * dx + r[2, 1] * dy + r[2, 2] * dz)
-      if de[i] >= near:
-        wx[i], wy[i], wz[i] = _project(xe[i], ye[i], de[i], width, height, focal_x[v], focal_y[v], proj_a,
-                                       proj_b)
-    zfront[:, :] = np.inf
-    zback[:, :] = np.inf
-    for f in range(faces.shape[0]):
-      a = faces[f, 0]
-      b = faces[f, 1]
-      c = faces[f, 2]
-      if de[a] >= near and de[b] >= near and de[c] >= near:
-        px[0] = wx[a]
-        px[1] = wx[b]
-        px[2] = wx[c]
-        py[0] = wy[a]
-        py[1] = wy[b]
-        py[2] = wy[c]
-        pz[0] = wz[a]
-        pz[1] = wz[b]
-        pz[2] = wz[c]
-        _raster_polygon(px, py, pz, 3, zfront, zback)
-        continue
-      if de[a] < near and de[b] < near and de[c] < near:
-        continue
-      for k in range(3):
-        idx = faces[f, k]
-        ex[k] = xe[idx]
-        ey[k] = ye[idx]
-        ed[k] = de[idx]
-      count = _clip_near(ex, ey, ed, near, cx, cy, cd)
-      for k in range(count):
-        px[k], py[k], pz[k] = _project(cx[k], cy[k], cd[k], width, height, focal_x[v], focal_y[v], proj_a,
-                                       proj_b)
-      _raster_polygon(px, py, pz, count, zfront, zback)
-    for iy in range(height):
-      for ix in range(width):
-        out[v, height - 1 - iy, ix] = _window_depth_to_png(min(zfront[iy, ix], zback[iy, ix]), proj_a, proj_b)
+def fma32_numpy(a, b, c):
+  """Plain-numpy twin of `fma32` (elementwise over float32 arrays)."""
+  a, b, c = (np.asarray(t, np.float32) for t in (a, b, c))
+  with np.errstate(over='ignore', invalid='ignore'):
+    p = a.astype(np.float64) * b.astype(np.float64)
+    cc = c.astype(np.float64)
+    s = p + cc
+    bv = s - p
+    err = (p - (s - bv)) + (cc - bv)
+    r = s.astype(np.float32)
+    rd = r.astype(np.float64)
+    other = 2.0 * s - rd
+    tie = (err != 0.0) & (other != rd) & (other.astype(np.float32).astype(np.float64) == other)
+    tie &= (err > 0.0) == (other > rd)
+    return np.where(tie, other.astype(np.float32), r)
 
 
-def depth_views_numpy(vertices, faces, eyes, rotations, width, height, focal_x, focal_y, near, far):
+def depth_views_numpy(vertices, faces, modelviews, projections, width, height):
   """Slow plain-numpy twin of `depth_views_kernel` (same arguments, returns uint16 [V,H,W]).
 
-  Loops over triangles in Python and evaluates each triangle's pixel block with numpy.
+  Per-vertex stages are vectorized float32 numpy; triangles are looped over in Python (clipping with plain
+  float32 scalars) and each one's pixel block is evaluated with numpy.
   """
-  proj_a = (far + near) / (near - far)
-  proj_b = 2.0 * far * near / (near - far)
-  out = np.zeros((len(eyes), height, width), np.uint16)
-  cols = np.arange(width) + 0.5
-  rows = np.arange(height) + 0.5
-  for v in range(len(eyes)):
-    delta = vertices - eyes[v]
-    r = rotations[v]
-    eye_points = np.stack(
-        [r[k, 0] * delta[:, 0] + r[k, 1] * delta[:, 1] + r[k, 2] * delta[:, 2] for k in range(3)], axis=1)
-    zfront = np.full((height, width), np.inf)
-    zback = np.full((height, width), np.inf)
+  f32 = np.float32
+  out = np.zeros((len(modelviews), height, width), np.uint16)
+  hw, hh = f32(0.5 * width), f32(0.5 * height)
+  ty = f32(f32(height) - hh)
+  sf = f32(0.5 * FRONT_DEPTH_RANGE)
+  v32 = vertices.astype(np.float32)
+  for v in range(len(modelviews)):
+    m = modelviews[v].astype(np.float32)
+    p = projections[v].astype(np.float32)
+    mvp = np.zeros((4, 4), np.float32)
+    for k in range(4):
+      mvp = mvp + p[:, k:k + 1] * m[k:k + 1, :]
+    clip = np.zeros((len(vertices), 4), np.float32)
+    for k in range(3):
+      clip = clip + v32[:, k:k + 1] * mvp[:, k][None, :]
+    clip = clip + mvp[:, 3][None, :]
+    x, y, z, w = clip.T
+    masks = ((x > w) * 1 | ((x + w) < 0) * 2 | (y > w) * 4 | ((y + w) < 0) * 8 | ((z + w) < 0) * 16
+             | (z > w) * 32)
+    with np.errstate(divide='ignore', over='ignore', invalid='ignore'):
+      winv = f32(1.0) / w
+      nz = z * winv
+      rows = np.concatenate([clip, np.stack([fma32_numpy(x * winv, hw, hw), fma32_numpy(y * winv, -hh, ty),
+                                             fma32_numpy(nz, sf, sf), fma32_numpy(nz, f32(0.5), f32(0.5))],
+                                            axis=1)], axis=1)
+    zfront = np.full((height, width), DEPTH_UNORM_MAX, np.int64)
+    zback = np.full((height, width), DEPTH_UNORM_MAX, np.int64)
     for face in faces:
-      ex, ey, ed = eye_points[face, 0], eye_points[face, 1], -eye_points[face, 2]
-      if np.all(ed < near):
-        continue
-      if np.any(ed < near):
-        cx, cy, cd = np.empty(4), np.empty(4), np.empty(4)
-        count = _clip_near_py(ex, ey, ed, near, cx, cy, cd)
-        ex, ey, ed = cx[:count], cy[:count], cd[:count]
-      wx = 0.5 * width + focal_x[v] * ex / ed
-      wy = 0.5 * height + focal_y[v] * ey / ed
-      wz = 0.5 * (1.0 - proj_a + proj_b / ed)
-      sx = np.round(wx * SUBPIXEL) / SUBPIXEL
-      sy = np.round(wy * SUBPIXEL) / SUBPIXEL
-      area = np.sum(sx * np.roll(sy, -1) - np.roll(sx, -1) * sy)
-      if area == 0.0:
-        continue
-      front = area > 0.0
-      for k in range(1, len(sx) - 1):
-        idx = [0, k, k + 1] if front else [0, k + 1, k]
-        _raster_triangle_numpy(sx[idx], sy[idx], wx[idx], wy[idx], wz[idx], front, cols, rows, zfront, zback)
-    z = np.minimum(zfront, zback)
-    zf = np.where(np.isfinite(z), z, 1.0).astype(np.float32).astype(np.float64)
-    valid = (np.abs(zf - 1.0) > EPSILON) & (zf > EPSILON)
+      a, b, c = face[1], face[2], face[0]
+      union = masks[a] | masks[b] | masks[c]
+      if union == 0:
+        _raster_triangle_numpy(rows[a], rows[b], rows[c], zfront, zback)
+      elif not masks[a] & masks[b] & masks[c]:
+        polygon = _clip_polygon_numpy([rows[a], rows[b], rows[c]], union, hw, hh, ty, sf)
+        for k in range(2, len(polygon)):
+          _raster_triangle_numpy(polygon[0], polygon[k - 1], polygon[k], zfront, zback)
+    k_min = np.minimum(zfront, zback)
+    zr = (k_min * (1.0 / DEPTH_UNORM_MAX)).astype(np.float32).astype(np.float64)
+    valid = (np.abs(zr - 1.0) > EPSILON) & (zr > EPSILON)
     with np.errstate(divide='ignore', invalid='ignore'):
-      value = 1000.0 * (proj_b / ((2.0 * zf - 1.0) + proj_a))
+      value = 1000.0 * (np.float64(p[2, 3]) / ((2.0 * zr - 1.0) + np.float64(p[2, 2])))
     valid &= (value <= 65535.0) & (value >= 0.0)
-    image = np.where(valid, np.floor(np.where(valid, value, 0.0)), 0).astype(np.uint16)
-    out[v] = image[::-1]
+    out[v] = np.where(valid, np.floor(np.where(valid, value, 0.0)), 0).astype(np.uint16)
   return out
 
 
-def _clip_near_py(ex, ey, ed, near, cx, cy, cd):
-  """Python version of `_clip_near` (same canonical intersection order)."""
-  count = 0
-  for k in range(3):
-    kn = (k + 1) % 3
-    a_in, b_in = ed[k] >= near, ed[kn] >= near
-    if a_in:
-      cx[count], cy[count], cd[count] = ex[k], ey[k], ed[k]
-      count += 1
-    if a_in != b_in:
-      i0, i1 = k, kn
-      if (ed[i1], ex[i1], ey[i1]) < (ed[i0], ex[i0], ey[i0]):
-        i0, i1 = i1, i0
-      t = (near - ed[i0]) / (ed[i1] - ed[i0])
-      cx[count] = ex[i0] + t * (ex[i1] - ex[i0])
-      cy[count] = ey[i0] + t * (ey[i1] - ey[i0])
-      cd[count] = near
-      count += 1
-  return count
+def _clip_polygon_numpy(polygon, clipmask, hw, hh, ty, sf):
+  """Python version of `_clip_polygon` (rows are float32 [8] arrays); returns the clipped list of rows."""
+  f32 = np.float32
+
+  def distance(row, plane):
+    coordinate = row[plane // 2]
+    return f32(row[3] - coordinate) if plane in (0, 2, 5) else f32(coordinate + row[3])
+
+  def interpolate(t, out_row, in_row):
+    clip = out_row[:4] + t * (in_row[:4] - out_row[:4])
+    with np.errstate(divide='ignore', over='ignore', invalid='ignore'):  # IEEE inf/nan, as in C
+      oow = f32(1.0) / clip[3]
+      nz = f32(clip[2] * oow)
+      window = [f32(f32(clip[0] * oow) * hw) + hw, f32(f32(clip[1] * oow) * -hh) + ty, f32(nz * sf) + sf,
+                f32(nz * f32(0.5)) + f32(0.5)]
+    return np.concatenate([clip, np.array(window, np.float32)])
+
+  for plane in range(6):
+    if not clipmask & (1 << plane):
+      continue
+    if len(polygon) < 3:
+      break
+    ring = polygon + [polygon[0]]
+    dp_prev = distance(ring[0], plane)
+    if not np.isfinite(dp_prev):
+      return []
+    clipped = []
+    for i in range(1, len(ring)):
+      dp = distance(ring[i], plane)
+      if not np.isfinite(dp):
+        return []
+      if dp_prev >= 0:
+        clipped.append(ring[i - 1])
+        crossing = dp < 0
+      else:
+        crossing = not dp < 0
+      if crossing:
+        denom = f32(dp - dp_prev)
+        if dp < 0:
+          clipped.append(interpolate(f32(dp / denom), ring[i], ring[i - 1]) if -dp < dp_prev
+                         else interpolate(f32(-dp_prev / denom), ring[i - 1], ring[i]))
+        else:
+          clipped.append(interpolate(f32(-dp_prev / denom), ring[i - 1], ring[i]) if -dp_prev < dp
+                         else interpolate(f32(dp / denom), ring[i], ring[i - 1]))
+      dp_prev = dp
+    polygon = clipped
+  return polygon
 
 
-def _raster_triangle_numpy(sx, sy, ux, uy, uz, front, cols, rows, zfront, zback):
+def _raster_triangle_numpy(row_0, row_1, row_2, zfront, zback):
+  """numpy version of `_raster_triangle` (rows are float32 [8]: clip xyzw, window x, y, front z, back z)."""
+  f32 = np.float32
   height, width = zfront.shape
-  ax, ay, bx, by = ux[1] - ux[0], uy[1] - uy[0], ux[2] - ux[0], uy[2] - uy[0]
-  ox, oy = ux[0], uy[0]
-  det = ax * by - bx * ay
-  if det == 0.0:
-    ax, ay, bx, by = sx[1] - sx[0], sy[1] - sy[0], sx[2] - sx[0], sy[2] - sy[0]
-    ox, oy = sx[0], sy[0]
-    det = ax * by - bx * ay
-    if det == 0.0:
-      return
-  dzdx = ((uz[1] - uz[0]) * by - (uz[2] - uz[0]) * ay) / det
-  dzdy = (ax * (uz[2] - uz[0]) - bx * (uz[1] - uz[0])) / det
-  ix0 = max(0, int(np.ceil(sx.min() - 0.5)))
-  ix1 = min(width - 1, int(np.floor(sx.max() - 0.5)))
-  iy0 = max(0, int(np.ceil(sy.min() - 0.5)))
-  iy1 = min(height - 1, int(np.floor(sy.max() - 0.5)))
-  if ix1 < ix0 or iy1 < iy0:
+  verts = [row_0, row_1, row_2]
+  fixed = [(float(np.rint(f32(f32(r[4] - f32(0.5)) * f32(SUBPIXEL)))),
+            float(np.rint(f32(f32(r[5] - f32(0.5)) * f32(SUBPIXEL))))) for r in verts]
+  (fx0, fy0), (fx1, fy1), (fx2, fy2) = fixed
+  area = (fx0 - fx1) * (fy2 - fy0) - (fx2 - fx0) * (fy0 - fy1)
+  if area == 0.0:
     return
-  px = cols[ix0:ix1 + 1][None, :]
-  py = rows[iy0:iy1 + 1][:, None]
-  inside = np.ones((iy1 - iy0 + 1, ix1 - ix0 + 1), bool)
-  for a, b in ((1, 2), (2, 0), (0, 1)):
-    if sx[a] < sx[b] or (sx[a] == sx[b] and sy[a] < sy[b]):
-      e = (sx[b] - sx[a]) * (py - sy[a]) - (sy[b] - sy[a]) * (px - sx[a])
-    else:
-      e = -((sx[a] - sx[b]) * (py - sy[b]) - (sy[a] - sy[b]) * (px - sx[b]))
-    dy, dx = sy[b] - sy[a], sx[b] - sx[a]
-    tie = dy < 0.0 or (dy == 0.0 and dx < 0.0)
-    inside &= (e > 0.0) | ((e == 0.0) & tie)
-  z = uz[0] + dzdx * (px - ox) + dzdy * (py - oy)
-  inside &= z < 1.0
-  if front:
-    z = z * FRONT_DEPTH_RANGE
-    block = zfront[iy0:iy1 + 1, ix0:ix1 + 1]
-  else:
-    block = zback[iy0:iy1 + 1, ix0:ix1 + 1]
-  np.copyto(block, np.minimum(block, z), where=inside)
+  front = area > 0.0
+  if not front:
+    verts = [verts[0], verts[2], verts[1]]
+  slot = 6 if front else 7
+  (x0, y0, z0), (x1, y1, z1), (x2, y2, z2) = [(r[4], r[5], r[slot]) for r in verts]
+  dx01, dy01, dx20, dy20 = f32(x0 - x1), f32(y0 - y1), f32(x2 - x0), f32(y2 - y0)
+  det = f32(f32(dx01 * dy20) - f32(dy01 * dx20))
+  if det == 0.0:
+    return
+  ooa = f32(f32(1.0) / det)
+  dx20, dy20, dx01, dy01 = f32(dx20 * ooa), f32(dy20 * ooa), f32(dx01 * ooa), f32(dy01 * ooa)
+  da01, da20 = f32(z0 - z1), f32(z2 - z0)
+  dzdx = f32(f32(da01 * dy20) - f32(da20 * dy01))
+  dzdy = f32(f32(da20 * dx01) - f32(da01 * dx20))
+  a0 = f32(z0 - f32(f32(dzdx * f32(x0 - f32(0.5))) + f32(dzdy * f32(y0 - f32(0.5)))))
+  xs = np.array([t[0] for t in fixed])
+  ys = np.array([t[1] for t in fixed])
+  x_lo, x_hi = max(0.0, np.ceil(xs.min() / SUBPIXEL)), min(width - 1.0, np.floor(xs.max() / SUBPIXEL))
+  y_lo, y_hi = max(0.0, np.ceil(ys.min() / SUBPIXEL)), min(height - 1.0, np.floor(ys.max() / SUBPIXEL))
+  if not (x_lo <= x_hi and y_lo <= y_hi):
+    return
+  cols = np.arange(int(x_lo), int(x_hi) + 1)
+  rows = np.arange(int(y_lo), int(y_hi) + 1)
+  pxf = (cols * SUBPIXEL)[None, :]
+  pyf = (rows * SUBPIXEL)[:, None]
+  inside = np.ones((len(rows), len(cols)), bool)
+  order = (0, 1, 2) if front else (1, 0, 2)  # positive-area order of the fixed-point vertices
+  for a, b in ((order[0], order[1]), (order[1], order[2]), (order[2], order[0])):
+    ex, ey = xs[b] - xs[a], ys[b] - ys[a]
+    e = ex * (pyf - ys[a]) - ey * (pxf - xs[a])
+    inside &= (e < 0.0) | ((e == 0.0) & ((ey < 0.0) | ((ey == 0.0) & (ex > 0.0))))
+  z = fma32_numpy(dzdy, rows.astype(np.float32)[:, None],
+                  fma32_numpy(dzdx, cols.astype(np.float32)[None, :], a0))
+  inside &= ~np.isnan(z)
+  z = np.clip(np.where(inside, z, f32(1.0)), f32(0.0), f32(1.0))
+  k = np.rint((z * f32(DEPTH_UNORM_MAX)).astype(np.float32)).astype(np.int64)
+  block = (zfront if front else zback)[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
+  np.copyto(block, np.minimum(block, k), where=inside)
 
 
 # ----------------------------------------------------------------------------------------------------------

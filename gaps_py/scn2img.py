@@ -8,7 +8,8 @@ CLI (GAPS flag spellings, as LDIF's process_mesh_local.sh calls it):
 
 writes `depth_images/000000_depth.png`, `000001_depth.png`, ... (one per camera, in file order).
 
-What GAPS does, and this port reproduces (see `gaps_py._raster` for the rasterization details):
+What GAPS does, and this port reproduces (see `gaps_py._raster` for the float32 OpenGL pipeline it emulates,
+which makes the PNG values match GAPS's to the unit, not just within one):
   * Camera per `.cam` line: eye v, towards t, up u; right = t x u, up' = normalize(right x normalize(t)); the
     camera looks along t with y = up'. xfov is the half-angle (radians); the file's yfov is ignored and
     replaced by atan((H/W) tan xfov). `-xfov` overrides every camera's xfov.
@@ -96,6 +97,50 @@ def clip_planes(vertices, faces):
   return NEAR_FACTOR * radius, FAR_FACTOR * radius
 
 
+def gl_matrices(cameras, width, height, near, far, xfov=None):
+  """The OpenGL modelview and projection matrices GAPS scn2img loads per camera, in float64.
+
+  Modelview (R3Camera::Load): rows right, up, backward of the camera triad with translation -R eye (summed
+  left to right, as R4Matrix::Translate does). Projection: gluPerspective(2 yfov in degrees, tan xfov / tan
+  yfov, near, far) computed the way GLU computes it. OpenGL rounds both to float32 (see `gaps_py._raster`).
+
+  Args:
+    cameras: float [V, 12] `.cam` rows; width, height: image size; near, far: clip distances
+      (`clip_planes`); xfov: optional half-angle override (scn2img's `-xfov`).
+  Returns:
+    modelviews float64 [V, 4, 4], projections float64 [V, 4, 4] (row-major, column vectors).
+  Raises:
+    ValueError: as `camera_frames`, or near/far not 0 < near < far.
+  """
+  eyes, rotations, _, _ = camera_frames(cameras, width, height, xfov)
+  if not 0.0 < near < far:
+    raise ValueError(f'clip distances must satisfy 0 < near < far, got near={near}, far={far}')
+  cameras = np.asarray(cameras, np.float64)
+  num_views = len(eyes)
+  modelviews = np.zeros((num_views, 4, 4))
+  projections = np.zeros((num_views, 4, 4))
+  for v in range(num_views):
+    modelviews[v, :3, :3] = rotations[v]
+    for i in range(3):
+      t = 0.0
+      for j in range(3):
+        t += rotations[v, i, j] * -eyes[v, j]
+      modelviews[v, i, 3] = t
+    modelviews[v, 3, 3] = 1.0
+    half_x = cameras[v, 9] if xfov is None else float(xfov)
+    half_y = math.atan(height / width * math.tan(half_x))
+    fovy_degrees = 2.0 * (half_y * (180.0 / math.pi))
+    radians = fovy_degrees / 2 * math.pi / 180
+    cotangent = math.cos(radians) / math.sin(radians)
+    depth_range = far - near
+    projections[v, 0, 0] = cotangent / (math.tan(half_x) / math.tan(half_y))
+    projections[v, 1, 1] = cotangent
+    projections[v, 2, 2] = -(far + near) / depth_range
+    projections[v, 2, 3] = -2 * near * far / depth_range
+    projections[v, 3, 2] = -1.0
+  return modelviews, projections
+
+
 def render_depth_images(vertices, faces, cameras, *, width=224, height=224, xfov=None):
   """Renders one depth image per camera (port of GAPS scn2img -capture_depth_images).
 
@@ -129,11 +174,12 @@ def render_depth_images(vertices, faces, cameras, *, width=224, height=224, xfov
   faces = faces.astype(np.int64, copy=False)
   if faces.min() < 0 or faces.max() >= len(vertices):
     raise ValueError(f'face indices must be in [0, {len(vertices)}), got [{faces.min()}, {faces.max()}]')
-  eyes, rotations, focal_x, focal_y = camera_frames(cameras, width, height, xfov)
+  _check_size(width, height)
   near, far = clip_planes(vertices, faces)
-  out = np.zeros((len(eyes), height, width), np.uint16)
-  _raster.depth_views_kernel(np.ascontiguousarray(vertices), np.ascontiguousarray(faces), eyes, rotations,
-                             int(width), int(height), focal_x, focal_y, near, far, out)
+  modelviews, projections = gl_matrices(cameras, width, height, near, far, xfov)
+  out = np.zeros((len(modelviews), height, width), np.uint16)
+  _raster.depth_views_kernel(np.ascontiguousarray(vertices), np.ascontiguousarray(faces), modelviews,
+                             projections, int(width), int(height), out)
   return out
 
 

@@ -1,6 +1,7 @@
 """Numba kernels of gaps_py._raster against their plain-numpy twins, and the PCA eigen-solver against
 numpy."""
 
+import fractions
 import math
 
 import numpy as np
@@ -38,17 +39,54 @@ def _cameras():
   return np.array(rows)
 
 
+def _render_both(vertices, faces, cameras, width, height):
+  near, far = scn2img.clip_planes(vertices, faces)
+  modelviews, projections = scn2img.gl_matrices(cameras, width, height, near, far)
+  out = np.zeros((len(cameras), height, width), np.uint16)
+  _raster.depth_views_kernel(vertices, faces, modelviews, projections, width, height, out)
+  return out, _raster.depth_views_numpy(vertices, faces, modelviews, projections, width, height)
+
+
 @pytest.mark.parametrize('kind', ['sphere', 'box', 'sheet'])
 def test_depth_kernel_matches_numpy_twin(kind):
   vertices, faces = _mesh(kind)
-  width, height = 48, 40
-  eyes, rotations, fx, fy = scn2img.camera_frames(_cameras(), width, height)
-  near, far = scn2img.clip_planes(vertices, faces)
-  out = np.zeros((len(eyes), height, width), np.uint16)
-  _raster.depth_views_kernel(vertices, faces, eyes, rotations, width, height, fx, fy, near, far, out)
-  twin = _raster.depth_views_numpy(vertices, faces, eyes, rotations, width, height, fx, fy, near, far)
+  out, twin = _render_both(vertices, faces, _cameras(), 48, 40)
   assert (out > 0).sum() > 500
   np.testing.assert_array_equal(out, twin)
+
+
+def _exact_fma32(a, b, c):
+  """Correctly rounded float32 of a * b + c, via exact rational arithmetic."""
+  exact = fractions.Fraction(float(a)) * fractions.Fraction(float(b)) + fractions.Fraction(float(c))
+  lower = np.float32(float(exact))  # nearest double, then float32: may be off by one ulp; fix below
+  candidates = [np.nextafter(lower, np.float32(-np.inf)), lower, np.nextafter(lower, np.float32(np.inf))]
+  errors = [abs(fractions.Fraction(float(x)) - exact) for x in candidates]
+  best = min(errors)
+  ties = [x for x, e in zip(candidates, errors) if e == best]
+  if len(ties) == 1:
+    return ties[0]
+  return next(x for x in ties if int(np.array(x).view(np.int32)) % 2 == 0)  # ties to even
+
+
+def test_fma32_rounds_once():
+  rng = np.random.default_rng(0)
+  a = rng.uniform(-1, 1, 400)
+  b = rng.uniform(-1, 1, 400) * 10.0 ** rng.integers(-12, 3, 400)
+  c = rng.uniform(-1, 1, 400)
+  # Sums that a float64 intermediate rounds onto a float32 midpoint (1 + 3 2^-24 and 1 + 5 2^-24) although
+  # the exact value is 2^-70 below / above it: rounding that midpoint again (ties to even) goes the wrong way.
+  below_one = 2.0 ** -24 * (1 - 2.0 ** -23)
+  a = np.concatenate([a, [1 + 2.0 ** -23, -(1 + 2.0 ** -23)]]).astype(np.float32)
+  b = np.concatenate([b, [below_one, below_one]]).astype(np.float32)
+  c = np.concatenate([c, [1 + 2.0 ** -23, 1 + 3 * 2.0 ** -23]]).astype(np.float32)
+  expected = np.array([_exact_fma32(x, y, z) for x, y, z in zip(a, b, c)], np.float32)
+  np.testing.assert_array_equal(expected[-2:], np.float32([1 + 2.0 ** -23, 1 + 3 * 2.0 ** -23]))
+  kernel = np.array([_raster.fma32(x, y, z) for x, y, z in zip(a, b, c)], np.float32)
+  np.testing.assert_array_equal(kernel, expected)
+  np.testing.assert_array_equal(_raster.fma32_numpy(a, b, c), expected)
+  # The plain float64 route gets both constructed cases wrong.
+  naive = (a.astype(np.float64) * b + c).astype(np.float32)
+  assert np.all(naive[-2:] != expected[-2:])
 
 
 def test_near_plane_clipping_keeps_the_visible_part():
@@ -57,11 +95,7 @@ def test_near_plane_clipping_keeps_the_visible_part():
   faces = np.array([[0, 2, 1], [0, 3, 2]])  # normal +y (seen from above)
   camera = np.array([[0.0, 0.0, 0.0, 0.0, 0.0, -1.0, 0.0, 1.0, 0.0, 0.5, 0.5, 0.0]])
   width = height = 32
-  eyes, rotations, fx, fy = scn2img.camera_frames(camera, width, height)
-  near, far = scn2img.clip_planes(floor, faces)
-  out = np.zeros((1, height, width), np.uint16)
-  _raster.depth_views_kernel(floor, faces, eyes, rotations, width, height, fx, fy, near, far, out)
-  twin = _raster.depth_views_numpy(floor, faces, eyes, rotations, width, height, fx, fy, near, far)
+  out, twin = _render_both(floor, faces, camera, width, height)
   np.testing.assert_array_equal(out, twin)
   # Rows below the horizon see the floor at planar depth 0.5 / (-y_ndc tan(yfov)), up to its far edge z=-5.
   y_ndc = 1.0 - 2.0 * (np.arange(height) + 0.5) / height

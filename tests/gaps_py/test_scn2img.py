@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import trimesh
 
+from gaps_py import _raster
 from gaps_py import io as gaps_io
 from gaps_py import scn2img
 
@@ -106,12 +107,22 @@ def test_front_faces_win_near_ties(back_offset, back_wins):
   camera = _camera((0.0, 0.0, 2.5), xfov=0.05)[None]
   centre = scn2img.render_depth_images(vertices, faces, camera, width=64, height=64)[0, 24:40, 24:40]
   near, far = scn2img.clip_planes(vertices, faces)
-  proj_a, proj_b = (far + near) / (near - far), 2 * far * near / (near - far)
-  window_z = np.float32(0.999999 * 0.5 * (1 - proj_a + proj_b / 2.5))
-  front_value = math.floor(1000 * proj_b / (2 * float(window_z) - 1 + proj_a))
+  # The front quad's window depth through OpenGL's float32 pipeline: its vertices all have clip z = MVP[2, 3]
+  # (the float32 sum of c t_z and d) and clip w = 2.5; z_window = fma(z_ndc, 0.4999995, 0.4999995) is
+  # stored in the 24-bit depth buffer, read back as float32 and unprojected with the float32 projection.
+  modelview, projection = scn2img.gl_matrices(camera, 64, 64, near, far)
+  c, d, t_z = np.float32(projection[0, 2, 2]), np.float32(projection[0, 2, 3]), np.float32(modelview[0, 2, 3])
+  assert t_z == -2.5
+  clip_z = np.float32(np.float32(c * t_z) + d)
+  z_ndc = np.float32(clip_z * np.float32(np.float32(1.0) / np.float32(2.5)))
+  half_range = np.float32(0.5 * 0.999999)
+  window_z = _raster.fma32_numpy(z_ndc, half_range, half_range)
+  stored = np.rint(np.float32(window_z * np.float32(2 ** 24 - 1)))
+  read_back = float(np.float32(stored * (1.0 / (2 ** 24 - 1))))
+  front_value = math.floor(1000 * float(d) / (2 * read_back - 1 + float(c)))
   assert 2490 <= front_value <= 2492
   plain_zbuffer = math.floor(1000 * (2.5 - back_offset))
-  if back_wins:  # (the float32 depth buffer resolves only ~0.5 units here)
+  if back_wins:  # (the 24-bit depth buffer resolves only ~0.5 units here)
     assert np.all(np.abs(centre.astype(int) - plain_zbuffer) <= 1) and np.all(centre < front_value - 1)
   else:
     assert plain_zbuffer == 2496
