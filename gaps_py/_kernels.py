@@ -576,6 +576,238 @@ def grid_closest(origin, step, shape, tris, node_lo, node_hi, left, right, start
 
 
 @numba.njit(cache=True, nogil=True)
+def grid_closest_fill(origin, step, dist, face, tris, node_lo, node_hi, left, right, start, count):
+  """Completes a partly known exact distance grid in place: computes the points with face < 0.
+
+  Same queries as `grid_closest` (each seeded with the previous point's closest triangle in scan order, known
+  or computed), so the result equals `grid_closest`'s wherever the known entries are exact.
+  Args: origin float64 [3], step float64 [3]; dist float64 [Z,Y,X] and face int64 [Z,Y,X] (BVH order, -1 where
+    unknown), both updated. Returns: (dist, face).
+  """
+  nz, ny, nx = dist.shape
+  stack = np.empty(_stack_size(left, right), np.int64)
+  stack_d = np.empty(stack.shape[0])
+  hint = -1
+  for k in range(nz):
+    pz = origin[2] + k * step[2]
+    for j in range(ny):
+      py = origin[1] + j * step[1]
+      for i in range(nx):
+        if face[k, j, i] >= 0:
+          hint = face[k, j, i]
+          continue
+        px = origin[0] + i * step[0]
+        best, bf, _, _, _ = _closest_one(px, py, pz, np.inf, hint, tris, node_lo, node_hi, left, right, start,
+                                         count, stack, stack_d)
+        dist[k, j, i] = math.sqrt(best)
+        face[k, j, i] = bf
+        hint = bf
+  return dist, face
+
+
+@numba.njit(cache=True, nogil=True)
+def _resized_ints(values, used, size):
+  """A new int64 [size] array holding values[:used] (element loops compile much faster than slice copies)."""
+  out = np.empty(size, np.int64)
+  for n in range(used):
+    out[n] = values[n]
+  return out
+
+
+@numba.njit(cache=True, nogil=True)
+def _resized_rows(values, used, size):
+  """A new float64 [size,3] array holding values[:used]."""
+  out = np.empty((size, 3))
+  for n in range(used):
+    out[n, 0], out[n, 1], out[n, 2] = values[n, 0], values[n, 1], values[n, 2]
+  return out
+
+
+@numba.njit(cache=True, nogil=True)
+def _closest_with_ties(px, py, pz, best, best_face, eps, tris, node_lo, node_hi, left, right, start, count,
+                       stack, stack_d, cand_f, cand_d2, cand_q):
+  """Closest triangle within sqrt(best) of p, and every triangle with squared distance below (d + eps)^2,
+  d the closest distance (eps >= 0). `best_face` (or -1) seeds the bound. Returns (squared distance,
+  triangle or -1, number of candidates); candidates are the first rows of cand_f / cand_d2 / cand_q (each
+  with room for every triangle) and include triangles the caller must filter against the final bound.
+  (No branch on eps inside the traversal: that keeps compilation quick.)"""
+  n_cand = 0
+  lim = best
+  if best_face >= 0:
+    qx, qy, qz, d2 = closest_point_on_triangle(px, py, pz, tris[best_face])
+    if d2 < best:
+      best = d2
+      r = math.sqrt(best) + eps
+      lim = max(r * r, best)
+      cand_f[0], cand_d2[0] = best_face, d2
+      cand_q[0, 0], cand_q[0, 1], cand_q[0, 2] = qx, qy, qz
+      n_cand = 1
+    else:
+      best_face = -1
+  hint = best_face
+  stack[0] = 0
+  stack_d[0] = _box_d2(px, py, pz, node_lo, node_hi, 0)
+  sp = 1
+  while sp > 0:
+    sp -= 1
+    if stack_d[sp] >= lim:
+      continue
+    node = stack[sp]
+    if count[node] > 0:
+      for i in range(start[node], start[node] + count[node]):
+        if i == hint:
+          continue
+        qx, qy, qz, d2 = closest_point_on_triangle(px, py, pz, tris[i])
+        if d2 < lim:
+          cand_f[n_cand], cand_d2[n_cand] = i, d2
+          cand_q[n_cand, 0], cand_q[n_cand, 1], cand_q[n_cand, 2] = qx, qy, qz
+          n_cand += 1
+          if d2 < best:
+            best = d2
+            best_face = i
+            r = math.sqrt(best) + eps
+            lim = max(r * r, best)
+    else:
+      lc = left[node]
+      rc = right[node]
+      dl = _box_d2(px, py, pz, node_lo, node_hi, lc)
+      dr = _box_d2(px, py, pz, node_lo, node_hi, rc)
+      if dl <= dr:
+        if dr < lim:
+          stack[sp], stack_d[sp] = rc, dr
+          sp += 1
+        if dl < lim:
+          stack[sp], stack_d[sp] = lc, dl
+          sp += 1
+      else:
+        if dl < lim:
+          stack[sp], stack_d[sp] = lc, dl
+          sp += 1
+        if dr < lim:
+          stack[sp], stack_d[sp] = rc, dr
+          sp += 1
+  return best, best_face, n_cand
+
+
+@numba.njit(cache=True, nogil=True)
+def grid_closest_within(origin, step, radii, ties, tie_eps, tris, node_lo, node_hi, left, right, start,
+                        count):
+  """Exact unsigned distance at the grid points with radii > 0, where a triangle lies closer than the radius;
+  optionally also every triangle within that distance + tie_eps (GAPS msh2df's refinement followed by its
+  CreatePoints FindAll, in one traversal).
+
+  Points are visited in scan order (x fastest), each query seeded with the closest triangle of the previous
+  answered point.
+  Args:
+    origin float64 [3], step float64 [3]: grid point (i, j, k) is origin + (i, j, k) * step.
+    radii float64 [Z,Y,X]: search radius per point (world units); <= 0 skips the point.
+    ties bool [Z,Y,X]: where to list the triangles with squared distance < (d + tie_eps)^2 (d = the found
+      distance; nothing is listed where nothing is found). tie_eps > 0.
+  Returns:
+    distance float64 [Z,Y,X], NaN where skipped or nothing is within the radius;
+    closest triangle int64 [Z,Y,X] in BVH order, -1 there;
+    tie_voxel int64 [M] (flat grid index), tie_face int64 [M] (BVH order), tie_point float64 [M,3] (closest
+      point on that triangle), grouped by voxel in scan order.
+  """
+  nz, ny, nx = radii.shape
+  dist = np.full((nz, ny, nx), np.nan)
+  face = np.full((nz, ny, nx), -1, np.int64)
+  stack = np.empty(_stack_size(left, right), np.int64)
+  stack_d = np.empty(stack.shape[0])
+  cand_f = np.empty(tris.shape[0], np.int64)
+  cand_d2 = np.empty(tris.shape[0])
+  cand_q = np.empty((tris.shape[0], 3))
+  cap = 1024
+  tie_voxel = np.empty(cap, np.int64)
+  tie_face = np.empty(cap, np.int64)
+  tie_point = np.empty((cap, 3))
+  m = 0
+  hint = -1
+  for k in range(nz):
+    pz = origin[2] + k * step[2]
+    for j in range(ny):
+      py = origin[1] + j * step[1]
+      for i in range(nx):
+        r = radii[k, j, i]
+        if not r > 0.0:
+          continue
+        px = origin[0] + i * step[0]
+        eps = tie_eps if ties[k, j, i] else 0.0
+        best, bf, n_cand = _closest_with_ties(
+            px, py, pz, r * r, hint, eps, tris, node_lo, node_hi, left, right, start, count, stack, stack_d,
+            cand_f, cand_d2, cand_q)
+        if bf < 0:
+          continue
+        d = math.sqrt(best)
+        dist[k, j, i] = d
+        face[k, j, i] = bf
+        hint = bf
+        if eps > 0.0:
+          lim = (d + eps) * (d + eps)
+          for c in range(n_cand):
+            if cand_d2[c] < lim:
+              if m == cap:
+                cap *= 2
+                tie_voxel = _resized_ints(tie_voxel, m, cap)
+                tie_face = _resized_ints(tie_face, m, cap)
+                tie_point = _resized_rows(tie_point, m, cap)
+              tie_voxel[m] = (k * ny + j) * nx + i
+              tie_face[m] = cand_f[c]
+              tie_point[m, 0], tie_point[m, 1], tie_point[m, 2] = cand_q[c, 0], cand_q[c, 1], cand_q[c, 2]
+              m += 1
+  return (dist, face, _resized_ints(tie_voxel, m, m), _resized_ints(tie_face, m, m),
+          _resized_rows(tie_point, m, m))
+
+
+@numba.njit(cache=True, nogil=True)
+def bvh_faces_within(points, radii, tris, node_lo, node_hi, left, right, start, count):
+  """All triangles closer than a radius to each point, with their closest points (GAPS FindAll).
+
+  Args:
+    points float64 [N,3]; radii float64 [N] (a triangle counts if its squared distance < radius^2);
+    tris in BVH order; the BVH arrays.
+  Returns:
+    (offsets int64 [N+1]: point n's hits are rows offsets[n]:offsets[n+1];
+     faces int64 [M] in BVH order; closest points float64 [M,3]), hits of one point in BVH leaf order.
+  """
+  n = points.shape[0]
+  offsets = np.zeros(n + 1, np.int64)
+  cap = max(16, 4 * n)
+  faces = np.empty(cap, np.int64)
+  closest = np.empty((cap, 3))
+  m = 0
+  stack = np.empty(_stack_size(left, right), np.int64)
+  for r in range(n):
+    px, py, pz = points[r, 0], points[r, 1], points[r, 2]
+    lim = radii[r] * radii[r]
+    if radii[r] > 0.0:
+      sp = 1
+      stack[0] = 0
+      while sp > 0:
+        sp -= 1
+        node = stack[sp]
+        if _box_d2(px, py, pz, node_lo, node_hi, node) >= lim:
+          continue
+        if count[node] > 0:
+          for f in range(start[node], start[node] + count[node]):
+            qx, qy, qz, d2 = closest_point_on_triangle(px, py, pz, tris[f])
+            if d2 < lim:
+              if m == cap:
+                cap *= 2
+                faces = _resized_ints(faces, m, cap)
+                closest = _resized_rows(closest, m, cap)
+              faces[m] = f
+              closest[m, 0], closest[m, 1], closest[m, 2] = qx, qy, qz
+              m += 1
+        else:
+          stack[sp] = right[node]
+          stack[sp + 1] = left[node]
+          sp += 2
+    offsets[r + 1] = m
+  return offsets, _resized_ints(faces, m, m), _resized_rows(closest, m, m)
+
+
+@numba.njit(cache=True, nogil=True)
 def bvh_first_hit(origins, directions, tmin, tmax, tris, node_lo, node_hi, left, right, start, count):
   """Smallest ray parameter t in [tmin, tmax] at which o + t d hits a triangle (inf if none).
 
@@ -687,6 +919,59 @@ def bvh_winding_numbers(points, beta, tris, left, right, start, count, area_norm
 
 
 # ------------------------------------------------------------------------------------------------------------
+# Mesh topology as GAPS builds it
+# ------------------------------------------------------------------------------------------------------------
+
+
+@numba.njit(cache=True, nogil=True)
+def gaps_face_insertion(edges, forward, n_edges):
+  """How GAPS's R3Mesh readers insert faces into their edge structure (no welding, one face per edge side).
+
+  A face is created if none of its three edges already has a face on the side it would take; otherwise it
+  is retried after all other faces, first as given, then flipped (taking the opposite sides), and if that
+  fails too it gets its own copies of the vertices (detached).
+  Args:
+    edges: int64 [F,3] undirected edge id of each face's corner pairs (v0 v1, v1 v2, v2 v0), ids < n_edges.
+    forward: bool [F,3] whether the face runs along the edge from its lower to its higher vertex index.
+    n_edges: int.
+  Returns:
+    (status int64 [F]: 0 created as given, 1 created flipped, 2 detached;
+     occupied bool [n_edges, 2]: which sides (forward, backward) of each edge hold a face).
+  """
+  n_faces = edges.shape[0]
+  occupied = np.zeros((n_edges, 2), np.bool_)
+  status = np.full(n_faces, 2, np.int64)
+  deferred = np.empty(n_faces, np.int64)
+  n_deferred = 0
+  for f in range(n_faces):
+    free = True
+    for c in range(3):
+      if occupied[edges[f, c], 0 if forward[f, c] else 1]:
+        free = False
+    if free:
+      for c in range(3):
+        occupied[edges[f, c], 0 if forward[f, c] else 1] = True
+      status[f] = 0
+    else:
+      deferred[n_deferred] = f
+      n_deferred += 1
+  for d in range(n_deferred):
+    f = deferred[d]
+    for flip in range(2):
+      free = True
+      for c in range(3):
+        side = 0 if forward[f, c] != (flip == 1) else 1
+        if occupied[edges[f, c], side]:
+          free = False
+      if free:
+        for c in range(3):
+          occupied[edges[f, c], 0 if forward[f, c] != (flip == 1) else 1] = True
+        status[f] = flip
+        break
+  return status, occupied
+
+
+# ------------------------------------------------------------------------------------------------------------
 # Sampling helpers
 # ------------------------------------------------------------------------------------------------------------
 
@@ -774,6 +1059,7 @@ class MeshSearchTree:
     self.face_count = tris.shape[0]
     self._dipoles = None
     self._grids = collections.OrderedDict()
+    self._partial_grids = collections.OrderedDict()
     self._lock = threading.Lock()
 
   def _bvh(self):
@@ -832,23 +1118,32 @@ class MeshSearchTree:
     return bvh_winding_numbers(pts, float(beta), self.tris, self.left, self.right, self.start, self.count,
                                *self._dipoles)
 
-  def distance_grid(self, origin, step, shape):
-    """Exact unsigned distances at grid points origin + (i, j, k) * step (memoized per tree, last 2 grids).
-
-    Args: origin float [3] (world position of index (0,0,0)), step float [3] per-axis spacing, shape (Z,Y,X).
-    Returns: (distance float64 [Z,Y,X], closest face int64 [Z,Y,X] original index), both read-only.
-    """
+  @staticmethod
+  def _grid_key(origin, step, shape):
     origin = np.asarray(origin, np.float64).reshape(3)
     step = np.asarray(step, np.float64).reshape(3)
     shape = np.asarray(shape, np.int64).reshape(3)
     if np.any(shape < 1) or not np.all(step > 0) or not np.all(np.isfinite(origin)):
       raise ValueError(f'bad grid: origin {origin}, step {step}, shape {shape}')
-    key = (origin.tobytes(), step.tobytes(), shape.tobytes())
+    return origin, step, shape, (origin.tobytes(), step.tobytes(), shape.tobytes())
+
+  def distance_grid(self, origin, step, shape):
+    """Exact unsigned distances at grid points origin + (i, j, k) * step (memoized per tree, last 2 grids).
+
+    Entries offered earlier for the same grid (`offer_distance_grid`) are reused, not recomputed.
+    Args: origin float [3] (world position of index (0,0,0)), step float [3] per-axis spacing, shape (Z,Y,X).
+    Returns: (distance float64 [Z,Y,X], closest face int64 [Z,Y,X] original index), both read-only.
+    """
+    origin, step, shape, key = self._grid_key(origin, step, shape)
     with self._lock:
       hit = self._grids.get(key)
+      partial = self._partial_grids.pop(key, None)
     if hit is not None:
       return hit
-    dist, face = grid_closest(origin, step, shape, self.tris, *self._bvh())
+    if partial is None:
+      dist, face = grid_closest(origin, step, shape, self.tris, *self._bvh())
+    else:
+      dist, face = grid_closest_fill(origin, step, partial[0], partial[1], self.tris, *self._bvh())
     face = self.order[face]
     dist.flags.writeable = False
     face.flags.writeable = False
@@ -857,6 +1152,73 @@ class MeshSearchTree:
       while len(self._grids) > 2:
         self._grids.popitem(last=False)
     return dist, face
+
+  def offer_distance_grid(self, origin, step, distance, face):
+    """Lets a later `distance_grid` of the same grid reuse exact distances already computed for some points.
+
+    Args: origin float [3], step float [3]; distance float [Z,Y,X] exact unsigned distances, NaN where
+      unknown; face int [Z,Y,X] the closest face (original index), -1 where unknown. (The last 2 grids are
+      kept; nothing is stored if the grid is already memoized.)
+    """
+    dist = np.array(distance, np.float64)
+    fc = np.asarray(face, np.int64)
+    origin, step, shape, key = self._grid_key(origin, step, dist.shape)
+    if fc.shape != dist.shape or fc.max(initial=-1) >= self.face_count:
+      raise ValueError(f'face must have shape {dist.shape} with indices < {self.face_count}')
+    known = (fc >= 0) & np.isfinite(dist)
+    inverse = np.empty(self.face_count, np.int64)
+    inverse[self.order] = np.arange(self.face_count)
+    bvh_face = np.where(known, inverse[np.maximum(fc, 0)], -1)
+    with self._lock:
+      if key in self._grids:
+        return
+      self._partial_grids[key] = (np.where(known, dist, np.nan), bvh_face)
+      while len(self._partial_grids) > 2:
+        self._partial_grids.popitem(last=False)
+
+  def grid_distances_within(self, origin, step, radii, ties=None, tie_eps=1e-6):
+    """Exact unsigned distances at grid points, where a triangle lies within each point's search radius.
+
+    Args:
+      origin float [3], step float [3]: grid point (i, j, k) = origin + (i, j, k) * step.
+      radii float [Z,Y,X]: search radius per point (world units; <= 0 skips the point).
+      ties: optional bool [Z,Y,X]; where true (and a triangle is found), also list every face whose distance
+        is below the found distance + tie_eps (GAPS's FindAll at that radius).
+      tie_eps: float > 0.
+    Returns:
+      (distance float64 [Z,Y,X], NaN where skipped or nothing is within the radius;
+       closest face int64 [Z,Y,X] original index, -1 there;
+       ties: (voxel int64 [M] flat grid index, face int64 [M] original index, closest point float64 [M,3]),
+       grouped by voxel in scan order; empty when ties is None).
+    """
+    origin = np.asarray(origin, np.float64).reshape(3)
+    step = np.asarray(step, np.float64).reshape(3)
+    r = np.ascontiguousarray(radii, np.float64)
+    if r.ndim != 3 or not np.all(step > 0) or not np.all(np.isfinite(origin)) or np.isnan(r).any():
+      raise ValueError(f'bad grid: origin {origin}, step {step}, radii shape {r.shape}')
+    if ties is None:
+      ties = np.zeros(r.shape, np.bool_)
+    ties = np.ascontiguousarray(ties, np.bool_)
+    if ties.shape != r.shape or not tie_eps > 0:
+      raise ValueError(f'ties must have shape {r.shape} and tie_eps must be > 0, got {ties.shape}, {tie_eps}')
+    dist, face, tie_voxel, tie_face, tie_point = grid_closest_within(origin, step, r, ties, float(tie_eps),
+                                                                     self.tris, *self._bvh())
+    face = np.where(face >= 0, self.order[np.maximum(face, 0)], -1)
+    return dist, face, (tie_voxel, self.order[tie_face], tie_point)
+
+  def faces_within(self, points, radii):
+    """All faces closer than a radius to each point (squared distance < radius^2), with their closest points.
+
+    Args: points float [N,3]; radii float [N].
+    Returns: (offsets int64 [N+1] (point n's hits are rows offsets[n]:offsets[n+1]), face int64 [M] original
+      index, closest point float64 [M,3]).
+    """
+    pts = _as_points('points', points)
+    r = np.ascontiguousarray(radii, np.float64)
+    if r.shape != (pts.shape[0],) or np.isnan(r).any():
+      raise ValueError(f'radii must have shape [{pts.shape[0]}] without NaN, got {r.shape}')
+    offsets, face, closest = bvh_faces_within(pts, r, self.tris, *self._bvh())
+    return offsets, self.order[face], closest
 
 
 _TREE_CACHE = collections.OrderedDict()

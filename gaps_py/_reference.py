@@ -1,4 +1,4 @@
-"""Slow plain-numpy twins of the numba kernels in `gaps_py._kernels`, for tests only.
+"""Slow plain-numpy twins of the numba kernels in `gaps_py._kernels` and `gaps_py._grid_kernels` (tests only).
 
 Each twin computes the same quantity by brute force or by an independent method (no BVH): tests compare the
 kernels against them on small inputs. Shapes and frames as in `gaps_py._kernels`.
@@ -204,3 +204,229 @@ def swap_remove(n_total, uniforms):
     idx[k], idx[-1] = idx[-1], idx[k]
     idx.pop()
   return np.array(idx, np.int64)
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Twins of the msh2df kernels (gaps_py._kernels grid queries and gaps_py._grid_kernels)
+# ------------------------------------------------------------------------------------------------------------
+
+
+def grid_closest_within(origin, step, radii, ties, tie_eps, tris):
+  """Brute-force twin of `_kernels.grid_closest_within` (faces in the order of tris).
+
+  Returns (distance [Z,Y,X] (NaN where skipped / none within the radius), face [Z,Y,X] (-1 there),
+  (tie voxel [M], tie face [M], tie point [M,3])) with ties listed per voxel in scan order, faces ascending.
+  """
+  radii = np.asarray(radii, np.float64)
+  shape = radii.shape
+  dist = np.full(shape, np.nan)
+  face = np.full(shape, -1, np.int64)
+  tv, tf, tp = [], [], []
+  kk, jj, ii = np.meshgrid(*[np.arange(n) for n in shape], indexing='ij')
+  pts = np.stack([origin[0] + ii * step[0], origin[1] + jj * step[1], origin[2] + kk * step[2]], -1)
+  t = np.asarray(tris, np.float64)
+  for flat in np.flatnonzero(radii.ravel() > 0):
+    p = pts.reshape(-1, 3)[flat]
+    q, d2 = closest_points_on_triangles(np.repeat(p[None], len(t), 0), t)
+    best = int(np.argmin(d2))
+    if not d2[best] < radii.ravel()[flat] ** 2:
+      continue
+    d = np.sqrt(d2[best])
+    dist.ravel()[flat] = d
+    face.ravel()[flat] = best
+    if np.asarray(ties).ravel()[flat]:
+      hit = np.flatnonzero(d2 < (d + tie_eps) ** 2)
+      tv.append(np.full(len(hit), flat))
+      tf.append(hit)
+      tp.append(q[hit])
+  none = np.zeros(0, np.int64)
+  return dist, face, (np.concatenate(tv) if tv else none, np.concatenate(tf) if tf else none,
+                      np.concatenate(tp) if tp else np.zeros((0, 3)))
+
+
+def faces_within(points, radii, tris):
+  """Brute-force twin of `_kernels.bvh_faces_within`: (offsets [N+1], faces [M] ascending per point,
+  closest points [M,3]) of the faces with squared distance < radius^2."""
+  t = np.asarray(tris, np.float64)
+  offsets, fs, qs = [0], [], []
+  for p, r in zip(np.asarray(points, np.float64), np.asarray(radii, np.float64)):
+    q, d2 = closest_points_on_triangles(np.repeat(p[None], len(t), 0), t)
+    hit = np.flatnonzero(d2 < r * r) if r > 0 else np.zeros(0, np.int64)
+    fs.append(hit)
+    qs.append(q[hit])
+    offsets.append(offsets[-1] + len(hit))
+  return np.array(offsets, np.int64), np.concatenate(fs).astype(np.int64), np.concatenate(qs).reshape(-1, 3)
+
+
+def _c_quotient(a, b):
+  """C's a / b for ints (truncates toward zero)."""
+  q = abs(a) // abs(b)
+  return q if (a >= 0) == (b > 0) else -q
+
+
+def _span_voxels(a, b):
+  """Voxels of GAPS's integer 3D line a -> b (tuples x, y, z), plain Python."""
+  d = [b[c] - a[c] for c in range(3)]
+  n = max(abs(x) for x in d)
+  if n == 0:
+    return [tuple(a)]
+  major = [abs(x) for x in d].index(n)  # first axis with the largest extent
+  out = []
+  p = list(a)
+  rest = {c: 0 for c in range(3) if c != major}
+  for _ in range(n + 1):
+    out.append(tuple(p))
+    p[major] += 1 if d[major] >= 0 else -1
+    for c in rest:
+      rest[c] += abs(d[c])
+      p[c] += (1 if d[c] >= 0 else -1) * (rest[c] // n)
+      rest[c] %= n
+  return out
+
+
+def rasterize_triangles(grid_tris, shape):
+  """Plain-Python twin of `_grid_kernels.rasterize_triangles` (GAPS's integer triangle sweep)."""
+  mask = np.zeros(tuple(shape), bool)
+  for tri in np.asarray(grid_tris, np.float64):
+    pts = [[int(x + 0.5) for x in corner] for corner in tri]
+    ext = [max(p[c] for p in pts) - min(p[c] for p in pts) for c in range(3)]
+    axis = 1 if ext[1] > ext[0] and ext[1] > ext[2] else (2 if ext[2] > ext[0] else 0)
+    # Descending along axis; ties keep the earlier corner first (as GAPS's comparisons do).
+    top = max(range(3), key=lambda i: (pts[i][axis], -i))
+    others = [i for i in range(3) if i != top]
+    mid, bot = (others if pts[others[0]][axis] >= pts[others[1]][axis] else others[::-1])
+    q1, q2, q3 = pts[top], pts[mid], pts[bot]
+    voxels = []
+    e1, e2 = list(q1), list(q1)
+
+    def walk(edge, acc, rate, den):
+      for c in range(3):
+        acc[c] += rate[c]
+        step = _c_quotient(acc[c], den)
+        edge[c] += step
+        acc[c] -= step * den
+
+    upper, full = q1[axis] - q2[axis], q1[axis] - q3[axis]
+    if upper == 0:
+      e2 = list(q2)
+    else:
+      acc1, acc2 = [0, 0, 0], [0, 0, 0]
+      rate1 = [(q2[c] - q1[c]) * full for c in range(3)]
+      rate2 = [(q3[c] - q1[c]) * upper for c in range(3)]
+      for _ in range(upper):
+        voxels += _span_voxels(e1, e2)
+        walk(e1, acc1, rate1, upper * full)
+        walk(e2, acc2, rate2, upper * full)
+    lower = q2[axis] - q3[axis]
+    if lower == 0:
+      voxels += _span_voxels(q2, q3)
+    else:
+      h1, h2 = e1[axis] - q3[axis], e2[axis] - q3[axis]
+      acc1, acc2 = [0, 0, 0], [0, 0, 0]
+      rate1 = [(q3[c] - e1[c]) * h2 for c in range(3)]
+      rate2 = [(q3[c] - e2[c]) * h1 for c in range(3)]
+      for _ in range(lower + 1):
+        voxels += _span_voxels(e1, e2)
+        walk(e1, acc1, rate1, h1 * h2)
+        walk(e2, acc2, rate2, h1 * h2)
+    for x, y, z in voxels:
+      if 0 <= x < shape[2] and 0 <= y < shape[1] and 0 <= z < shape[0]:
+        mask[z, y, x] = True
+  return mask
+
+
+def squared_distance_transform(marked):
+  """Brute-force exact squared Euclidean distance (voxel units) to the nearest marked voxel; where nothing is
+  marked, 3 (R + 1)^2 (R = largest resolution). Twin of `_grid_kernels.squared_distance_transform`."""
+  marked = np.asarray(marked, bool)
+  res = max(marked.shape)
+  if not marked.any():
+    return np.full(marked.shape, 3.0 * (res + 1) ** 2)
+  seeds = np.argwhere(marked)
+  cells = np.argwhere(np.ones(marked.shape, bool))
+  d2 = np.min(((cells[:, None, :] - seeds[None, :, :]) ** 2).sum(-1), axis=1)
+  return d2.reshape(marked.shape).astype(np.float64)
+
+
+def refinement_radii(grid_distance, spacing, max_distance):
+  """Vectorized twin of `_grid_kernels.refinement_radii`."""
+  g = np.asarray(grid_distance, np.float64)
+  r = np.maximum(g, spacing)
+  active = (g <= max_distance) & (r < max_distance)
+  out = np.where(active, r, 0.0)
+  grow = active.copy()
+  while grow.any():
+    out[grow] *= 1.25
+    grow &= out < max_distance
+  return out
+
+
+def smooth_band(values, lo, hi):
+  """Twin of `_grid_kernels.smooth_band` with shifted copies of a zero-padded grid."""
+  v = np.asarray(values, np.float64)
+  padded = np.pad(v, 1)
+  valid = np.pad(np.ones(v.shape), 1)
+  num = np.zeros(v.shape)
+  den = np.zeros(v.shape)
+  nz, ny, nx = v.shape
+  for dz in (-1, 0, 1):
+    for dy in (-1, 0, 1):
+      for dx in (-1, 0, 1):
+        w = 2.0 ** -(dx + dy + dz)
+        sl = (slice(1 + dz, 1 + dz + nz), slice(1 + dy, 1 + dy + ny), slice(1 + dx, 1 + dx + nx))
+        num += w * padded[sl] * valid[sl]
+        den += w * valid[sl]
+  band = (np.abs(v) >= lo) & (np.abs(v) <= hi)
+  return np.where(band, num / den, v)
+
+
+def fill_holes(values):
+  """Twin of `_grid_kernels.fill_holes` (returns a new grid): np.interp over each line's zero runs between two
+  non-zero values, along z, then y, then x."""
+  v = np.array(values, np.float64)
+  for axis in (0, 1, 2):
+    lines = np.moveaxis(v, axis, -1).copy()
+    flat = lines.reshape(-1, lines.shape[-1])
+    for line in flat:
+      known = np.flatnonzero(line != 0)
+      if len(known) < 2:
+        continue
+      gaps = np.arange(known[0], known[-1] + 1)
+      gaps = gaps[line[gaps] == 0]
+      line[gaps] = np.interp(gaps, known, line[known])
+    v = np.ascontiguousarray(np.moveaxis(flat.reshape(lines.shape), -1, axis))
+  return v
+
+
+def disk_distances(points, centers, normals, radii):
+  """Vectorized twin of `_grid_kernels.disk_distances`."""
+  p, c, n = (np.asarray(x, np.float64) for x in (points, centers, normals))
+  proj = p - np.einsum('ij,ij->i', p - c, n)[:, None] * n
+  tangent = proj - c
+  length = np.linalg.norm(tangent, axis=1)
+  scale = np.where(length > 1e-6, np.minimum(length, radii) / np.where(length > 0, length, 1.0), 0.0)
+  return np.linalg.norm(p - (c + scale[:, None] * tangent), axis=1)
+
+
+def gaps_face_insertion(edges, forward, n_edges):
+  """Plain-Python twin of `_kernels.gaps_face_insertion` (sets of taken edge sides)."""
+  taken = set()
+  status = [2] * len(edges)
+  sides = lambda f, flip: [(int(e), bool(fw) != flip) for e, fw in zip(edges[f], forward[f])]
+  later = []
+  for f in range(len(edges)):
+    if taken.isdisjoint(sides(f, False)):
+      taken.update(sides(f, False))
+      status[f] = 0
+    else:
+      later.append(f)
+  for f in later:
+    for flip in (False, True):
+      if taken.isdisjoint(sides(f, flip)):
+        taken.update(sides(f, flip))
+        status[f] = int(flip)
+        break
+  occupied = np.zeros((n_edges, 2), bool)
+  for e, fw in taken:
+    occupied[e, 0 if fw else 1] = True
+  return np.array(status, np.int64), occupied

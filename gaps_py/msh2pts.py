@@ -187,8 +187,9 @@ def uniform_samples(vertices, faces, *, bbox=LDIF_BBOX, num_points=100000, seed=
     seed: int seed for numpy's default_rng (None: fresh entropy).
     exact_within: points whose interpolated distance is below this get the exact distance; farther points
       get the trilinear interpolation of exact distances on msh2df's grid over the box (for LDIF's box the
-      32^3 coarse grid, shared with `msh2df` through the search-tree cache). None: 3 grid spacings (0.135 for
-      LDIF); inf: exact everywhere.
+      32^3 coarse grid; always exact, not msh2df's GAPS-like far field; memoized on the search tree, which
+      also carries the exact distances msh2df computed). None: 3 grid spacings (0.135 for LDIF); inf: exact
+      everywhere.
     tree: optional prebuilt `_kernels.MeshSearchTree` (speed only).
   Returns:
     float32 [N,4]: x, y, z uniform in the box, and the signed distance there (negative inside; the sign from

@@ -32,9 +32,10 @@ def case(reference_dir, request):
     normalized = msh2msh.round_like_gaps_obj(msh2msh.transform_vertices(vertices, gaps_matrix))
     tree = _kernels.MeshSearchTree(normalized, faces)
     grid, world2grid = msh2df.mesh_to_distance_field(normalized, faces, tree=tree)
+    exact_grid, _ = msh2df.mesh_to_distance_field(normalized, faces, tree=tree, exact=True)
     _CACHE[name] = dict(
         vertices=vertices, faces=faces, normalized=normalized, tree=tree, gaps_matrix=gaps_matrix,
-        gaps_grid=gaps_io.read_grd(ref / 'coarse_grid.grd'), grid=(grid, world2grid),
+        gaps_grid=gaps_io.read_grd(ref / 'coarse_grid.grd'), grid=(grid, world2grid), exact_grid=exact_grid,
         gaps_nss=gaps_io.read_sdf(ref / 'nss_points.sdf'),
         gaps_uniform=gaps_io.read_sdf(ref / 'uniform_points.sdf'),
         nss=msh2pts.near_surface_samples(normalized, faces, seed=11, tree=tree),
@@ -52,22 +53,44 @@ def test_normalization_matrix(case):
 
 @pytest.mark.parametrize('case', MESHES, indirect=True)
 def test_coarse_grid(case):
+  """The issue's criterion, literally: >= 99% of ALL cells within h/2 of GAPS's value, >= 99% same sign."""
   (ours, w2g), (gaps, gaps_w2g) = case['grid'], case['gaps_grid']
   assert ours.shape == gaps.shape == (32, 32, 32)
   np.testing.assert_array_equal(w2g, gaps_w2g)  # identical grid geometry (float32 header bytes)
+  spacing = 1.4 / 31
+  diff = np.abs(ours.astype(np.float64) - gaps)
+  within = np.mean(diff <= spacing / 2)
+  assert within >= 0.99, within
+  sign_agreement = np.mean((ours < 0) == (gaps < 0))
+  assert sign_agreement >= 0.99, sign_agreement
+  # The port reproduces GAPS's stages: outside (voxel distance transform, refinement radius, smoothing band)
+  # to float32 rounding; inside (the non-manifold pass from surface samples) up to the nearest-sample ties
+  # GAPS's kd-tree breaks its own way. The largest differences are the ~0.1% of cells just outside the surface
+  # that GAPS's flood fill calls inside (we sign by winding number).
+  outside = (ours > 0) & (gaps > 0)
+  assert diff[outside].max() <= 1e-5, diff[outside].max()
+  inside = (ours < 0) & (gaps < 0)
+  assert diff[inside].max() <= 0.1 * spacing, diff[inside].max()
+  assert np.mean(diff <= 1e-5) >= 0.99, np.mean(diff <= 1e-5)
+  assert diff.max() <= spacing / 2 and diff.mean() <= 1e-4, (diff.max(), diff.mean())
+
+
+@pytest.mark.parametrize('case', MESHES, indirect=True)
+def test_coarse_grid_exact(case):
+  ours, gaps = case['exact_grid'], case['gaps_grid'][0]
   sign_agreement = np.mean((ours < 0) == (gaps < 0))
   assert sign_agreement >= 0.99, sign_agreement
   spacing = 1.4 / 31
   diff = np.abs(ours - gaps)
-  # GAPS computes exact distances (kd-tree refinement) up to ~6 spacings from the surface; there we agree
-  # within half a spacing (GAPS's interior pass for non-manifold input is off by up to ~0.027 right at the
-  # surface). Farther out GAPS keeps a voxel distance transform blended by a smoothing band (error up to ~0.07
-  # against the exact distance we compute everywhere), so only that bound holds there: ~79% of all cells are
-  # within h/2.
+  # GAPS computes exact distances (kd-tree refinement) up to ~6 spacings from the surface; there the exact
+  # grid agrees within half a spacing (GAPS's interior pass for non-manifold input is off by up to ~0.027
+  # right at the surface). Farther out GAPS keeps a voxel distance transform blended by a smoothing band
+  # (error up to ~0.07 against the exact distance), so only ~79% of all cells are within h/2.
   band = np.abs(gaps) < 6 * spacing
   assert np.mean(diff[band] <= spacing / 2) >= 0.99, np.mean(diff[band] <= spacing / 2)
   assert diff.max() <= 1.75 * spacing, diff.max()
   assert np.mean(diff) <= spacing / 2
+  assert np.mean(diff <= spacing / 2) < 0.9  # the default (GAPS-faithful) grid is what matches GAPS
 
 
 @pytest.mark.parametrize('case', MESHES, indirect=True)
