@@ -35,16 +35,9 @@ while [[ $# -gt 0 ]]; do
   esac
 done
 
-root="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+# shellcheck source=scripts/ldif_env.sh
+source "$(dirname "${BASH_SOURCE[0]}")/scripts/ldif_env.sh"  # root, python, TF/malloc environment
 cd "$root"
-if [[ -x "$root/.venv/bin/python" ]]; then
-  python="$root/.venv/bin/python"
-else
-  python="$(command -v python3)"
-fi
-export TF_CPP_MIN_LOG_LEVEL="${TF_CPP_MIN_LOG_LEVEL:-2}"
-malloc_tunables=glibc.malloc.mmap_threshold=67108864:glibc.malloc.trim_threshold=4294967296
-export GLIBC_TUNABLES="${GLIBC_TUNABLES:-$malloc_tunables}"
 
 if [[ -z "$work_dir" ]]; then
   work_dir="$(mktemp -d "${TMPDIR:-/tmp}/ldif-unit-test.XXXXXX")"

@@ -25,6 +25,7 @@ import sys
 
 import numpy as np
 
+from gaps_py import _cli
 from gaps_py import _raster
 from gaps_py import io as gaps_io
 from ldif.util import log
@@ -100,6 +101,44 @@ def decode_normals(images):
 
 _USAGE = ('usage: python -m gaps_py.conf2img input.conf output_directory -create_normal_images '
           '[-width W] [-height H] [-png_distance_scale S] [-v]')
+_CLI = _cli.Cli(
+    'conf2img', _USAGE, positional=('input_conf', 'output_directory'),
+    flags={
+        **_cli.GL_PROGRAM_FLAGS,
+        '-png_distance_scale': _cli.Flag('png_distance_scale', 1, float),
+        '-create_normal_images': _cli.Flag('create_normals'),
+    },
+    defaults={'png_distance_scale': PNG_DISTANCE_SCALE, 'create_normals': False},
+    unsupported={'-create_': 'only -create_normal_images', '-capture_': 'only -create_normal_images'})
+
+
+def _run(args):
+  if not args.create_normals:
+    raise _cli.UsageError('-create_normal_images is required (the only output gaps_py.conf2img implements)')
+  conf_path, output_directory = args.input_conf, args.output_directory
+  conf = gaps_io.read_conf(conf_path)
+  if conf['dataset'] in _UNSUPPORTED_DATASETS:
+    raise ValueError(f'{conf_path}: dataset {conf["dataset"]} rescales depth in GAPS; '
+                     'not supported by gaps_py')
+  os.makedirs(output_directory, exist_ok=True)
+  written = 0
+  for name, _ in conf['images']:
+    stem = os.path.splitext(os.path.basename(name))[0]
+    outputs = [os.path.join(output_directory, f'{stem}_{channel}.png') for channel in CHANNELS]
+    if os.path.exists(outputs[0]):
+      continue
+    depth_path = os.path.join(conf['depth_directory'], name) if conf['depth_directory'] else name
+    depth = gaps_io.read_png16(depth_path)
+    expected = (args.height or depth.shape[0], args.width or depth.shape[1])
+    if depth.shape != expected:
+      raise ValueError(f'{depth_path}: image is {depth.shape[1]}x{depth.shape[0]}, expected '
+                       f'{expected[1]}x{expected[0]} (-width/-height); gaps_py does not resample')
+    images = normal_images(depth, conf['intrinsics'], png_distance_scale=args.png_distance_scale)
+    for path, image in zip(outputs, images):
+      gaps_io.write_png16(path, image)
+    written += 1
+  log.info('Wrote normal images for %d of %d depth images to %s', written, len(conf['images']),
+           output_directory)
 
 
 def main(argv=None):
@@ -111,69 +150,7 @@ def main(argv=None):
   `_nx.png` already exists in the output directory is skipped. Depth file names are joined to the
   configuration's depth_directory, relative to the working directory.
   """
-  argv = list(sys.argv[1:] if argv is None else argv)
-  positional = []
-  width = height = None
-  scale = PNG_DISTANCE_SCALE
-  create_normals = False
-  try:
-    while argv:
-      arg = argv.pop(0)
-      if arg in ('-width', '-height', '-png_distance_scale'):
-        if not argv:
-          raise ValueError(f'{arg} needs a value')
-        value = argv.pop(0)
-        if arg == '-png_distance_scale':
-          scale = float(value)
-        elif arg == '-width':
-          width = int(value)
-        else:
-          height = int(value)
-      elif arg == '-create_normal_images':
-        create_normals = True
-      elif arg in ('-v', '-debug'):
-        log.set_level('verbose' if arg == '-debug' else 'info')
-      elif arg in ('-mesa', '-glut'):
-        pass
-      elif arg.startswith('-create_') or arg.startswith('-capture_'):
-        raise ValueError(f'{arg} is not supported by gaps_py.conf2img (only -create_normal_images)')
-      elif arg.startswith('-') and len(arg) > 1:
-        raise ValueError(f'invalid program argument: {arg}')
-      else:
-        positional.append(arg)
-    if len(positional) != 2:
-      raise ValueError(f'expected 2 file arguments, got {len(positional)}')
-    if not create_normals:
-      raise ValueError('-create_normal_images is required (the only output gaps_py.conf2img implements)')
-    conf_path, output_directory = positional
-    conf = gaps_io.read_conf(conf_path)
-    if conf['dataset'] in _UNSUPPORTED_DATASETS:
-      raise ValueError(f'{conf_path}: dataset {conf["dataset"]} rescales depth in GAPS; '
-                       'not supported by gaps_py')
-    os.makedirs(output_directory, exist_ok=True)
-    written = 0
-    for name, _ in conf['images']:
-      stem = os.path.splitext(os.path.basename(name))[0]
-      outputs = [os.path.join(output_directory, f'{stem}_{channel}.png') for channel in CHANNELS]
-      if os.path.exists(outputs[0]):
-        continue
-      depth_path = os.path.join(conf['depth_directory'], name) if conf['depth_directory'] else name
-      depth = gaps_io.read_png16(depth_path)
-      expected = (height or depth.shape[0], width or depth.shape[1])
-      if depth.shape != expected:
-        raise ValueError(f'{depth_path}: image is {depth.shape[1]}x{depth.shape[0]}, expected '
-                         f'{expected[1]}x{expected[0]} (-width/-height); gaps_py does not resample')
-      images = normal_images(depth, conf['intrinsics'], png_distance_scale=scale)
-      for path, image in zip(outputs, images):
-        gaps_io.write_png16(path, image)
-      written += 1
-    log.info('Wrote normal images for %d of %d depth images to %s', written, len(conf['images']),
-             output_directory)
-  except ValueError as e:
-    log.error('%s', e)
-    print(_USAGE, file=sys.stderr)
-    return 1
-  return 0
+  return _CLI.main(argv, _run)
 
 
 if __name__ == '__main__':

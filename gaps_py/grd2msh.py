@@ -23,6 +23,7 @@ import time
 
 import numpy as np
 
+from gaps_py import _cli
 from gaps_py import io as gaps_io
 from ldif.util import log
 
@@ -79,42 +80,25 @@ def grid_to_mesh(values, world2grid, *, threshold=0.0, method='lorensen'):
 
 
 _USAGE = 'usage: python -m gaps_py.grd2msh input.grd output_mesh [-threshold T] [-v]'
+_CLI = _cli.Cli('grd2msh', _USAGE, positional=('input_grid', 'output_mesh'),
+                flags={'-threshold': _cli.Flag('threshold', 1, float)}, defaults={'threshold': 0.0})
+
+
+def _run(args):
+  start = time.perf_counter()
+  values, world2grid = gaps_io.read_grd(args.input_grid)
+  vertices, faces = grid_to_mesh(values, world2grid, threshold=args.threshold)
+  if len(faces) == 0:
+    log.warning(f'{args.input_grid}: the level set {args.threshold:g} does not cross the grid; '
+                'writing an empty mesh')
+  gaps_io.write_mesh(args.output_mesh, vertices, faces)
+  log.verbose(f'wrote {args.output_mesh}: {len(vertices)} vertices, {len(faces)} faces, '
+              f'{time.perf_counter() - start:.2f} s')
 
 
 def main(argv=None):
   """CLI with GAPS grd2msh's flag spellings. Returns the exit status."""
-  args = list(sys.argv[1:] if argv is None else argv)
-  names = []
-  threshold = 0.0
-  try:
-    while args:
-      a = args.pop(0)
-      if a == '-threshold':
-        threshold = float(args.pop(0))
-      elif a == '-v':
-        log.set_level('verbose')
-      elif a.startswith('-'):
-        raise ValueError(f'unknown flag {a}')
-      else:
-        names.append(a)
-    if len(names) != 2:
-      raise ValueError('expected an input grid and an output mesh')
-  except (IndexError, ValueError) as e:
-    print(f'{e}\n{_USAGE}', file=sys.stderr)
-    return 1
-  try:
-    start = time.perf_counter()
-    values, world2grid = gaps_io.read_grd(names[0])
-    vertices, faces = grid_to_mesh(values, world2grid, threshold=threshold)
-    if len(faces) == 0:
-      log.warning(f'{names[0]}: the level set {threshold:g} does not cross the grid; writing an empty mesh')
-    gaps_io.write_mesh(names[1], vertices, faces)
-  except ValueError as e:
-    log.error(str(e))
-    return 1
-  log.verbose(f'wrote {names[1]}: {len(vertices)} vertices, {len(faces)} faces, '
-              f'{time.perf_counter() - start:.2f} s')
-  return 0
+  return _CLI.main(argv, _run)
 
 
 if __name__ == '__main__':

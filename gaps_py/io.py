@@ -190,6 +190,19 @@ def write_mesh(path, vertices, faces):
     raise ValueError(f'{path}: unsupported mesh extension {ext!r} for writing (use .ply, .obj or .off)')
 
 
+def _read_bytes(path, what, size=-1):
+  """(path as str, the file's first `size` bytes or all of them for -1).
+
+  Raises: ValueError "<path>: cannot read <what> (<reason>)" when the file cannot be opened or read.
+  """
+  path = os.fspath(path)
+  try:
+    with open(path, 'rb') as f:
+      return path, f.read(size)
+  except OSError as e:
+    raise ValueError(f'{path}: cannot read {what} ({e.strerror or e})') from e
+
+
 def read_grd(path):
   """Reads a GAPS grid (.grd): int32[3] resolution (X,Y,Z), float32[16] world2grid row-major, float32 values.
 
@@ -201,12 +214,7 @@ def read_grd(path):
   Raises:
     ValueError: "<path>: <problem>" for a missing file, a short/odd-sized file or a bad resolution.
   """
-  path = os.fspath(path)
-  try:
-    with open(path, 'rb') as f:
-      data = f.read()
-  except OSError as e:
-    raise ValueError(f'{path}: cannot read grid ({e.strerror or e})') from e
+  path, data = _read_bytes(path, 'grid')
   if len(data) < _GRD_HEADER_BYTES:
     raise ValueError(f'{path}: {len(data)} bytes is too short for a GAPS grid header ({_GRD_HEADER_BYTES})')
   res = np.frombuffer(data, '<i4', 3, 0)
@@ -323,12 +331,7 @@ _PNG_SIGNATURE = b'\x89PNG\r\n\x1a\n'
 
 
 def _read_text(path, kind):
-  path = os.fspath(path)
-  try:
-    with open(path, 'rb') as f:
-      data = f.read()
-  except OSError as e:
-    raise ValueError(f'{path}: cannot read {kind} file ({e.strerror or e})') from e
+  path, data = _read_bytes(path, f'{kind} file')
   try:
     return path, data.decode('utf-8')
   except UnicodeDecodeError as e:
@@ -503,12 +506,7 @@ def read_png16(path):
       data.
   """
   from PIL import Image  # pylint: disable=import-outside-toplevel
-  path = os.fspath(path)
-  try:
-    with open(path, 'rb') as f:
-      header = f.read(33)
-  except OSError as e:
-    raise ValueError(f'{path}: cannot read PNG file ({e.strerror or e})') from e
+  path, header = _read_bytes(path, 'PNG file', 33)
   if len(header) < 33 or header[:8] != _PNG_SIGNATURE or header[12:16] != b'IHDR':
     raise ValueError(f'{path}: not a PNG file')
   width, height, bit_depth, color_type = _struct.unpack('>IIBB', header[16:26])

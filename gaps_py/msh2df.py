@@ -33,6 +33,7 @@ from scipy import sparse
 from scipy import spatial
 from scipy.sparse import csgraph
 
+from gaps_py import _cli
 from gaps_py import _grid_kernels
 from gaps_py import _kernels
 from gaps_py import io as gaps_io
@@ -351,6 +352,30 @@ def mesh_to_distance_field(vertices, faces, *, bbox=LDIF_BBOX, spacing=0.044, bo
 
 _USAGE = ('usage: python -m gaps_py.msh2df input_mesh output.grd [-bbox x0 y0 z0 x1 y1 z1] [-spacing S] '
           '[-border B] [-estimate_sign] [-exact] [-v]')
+_CLI = _cli.Cli(
+    'msh2df', _USAGE, positional=('input_mesh', 'output_grid'),
+    flags={
+        '-bbox': _cli.Flag('bbox', 6, float),
+        '-spacing': _cli.Flag('spacing', 1, float),
+        '-border': _cli.Flag('border', 1, lambda s: int(float(s))),
+        '-estimate_sign': _cli.Flag('estimate_sign'),
+        '-estimate_sign_using_flood_fill': _cli.Flag('estimate_sign'),
+        '-estimate_sign_using_normals': _cli.Flag('estimate_sign'),
+        '-exact': _cli.Flag('exact'),
+    },
+    defaults={'spacing': 0.01, 'border': 3, 'estimate_sign': False, 'exact': False})
+
+
+def _run(args):
+  start = time.perf_counter()
+  vertices, faces = gaps_io.load_mesh(args.input_mesh)
+  values, world2grid = mesh_to_distance_field(vertices, faces, bbox=args.bbox, spacing=args.spacing,
+                                              border=args.border, estimate_sign=args.estimate_sign,
+                                              exact=args.exact)
+  gaps_io.write_grd(args.output_grid, values, world2grid)
+  log.verbose(f'wrote {args.output_grid}: resolution {values.shape[::-1]}, '
+              f'range [{values.min():g}, {values.max():g}], {(values < 0).mean():.4f} inside, '
+              f'{time.perf_counter() - start:.2f} s')
 
 
 def main(argv=None):
@@ -359,50 +384,7 @@ def main(argv=None):
   `-exact` (not a GAPS flag) writes exact distances everywhere (`mesh_to_distance_field(exact=True)`).
   Returns the exit status.
   """
-  args = list(sys.argv[1:] if argv is None else argv)
-  names = []
-  bbox = None
-  spacing = 0.01
-  border = 3
-  estimate_sign = False
-  exact = False
-  try:
-    while args:
-      a = args.pop(0)
-      if a == '-bbox':
-        bbox = [float(args.pop(0)) for _ in range(6)]
-      elif a == '-spacing':
-        spacing = float(args.pop(0))
-      elif a == '-border':
-        border = int(float(args.pop(0)))
-      elif a in ('-estimate_sign', '-estimate_sign_using_flood_fill', '-estimate_sign_using_normals'):
-        estimate_sign = True
-      elif a == '-exact':
-        exact = True
-      elif a == '-v':
-        log.set_level('verbose')
-      elif a.startswith('-'):
-        raise ValueError(f'unknown flag {a}')
-      else:
-        names.append(a)
-    if len(names) != 2:
-      raise ValueError('expected an input mesh and an output grid')
-  except (IndexError, ValueError) as e:
-    print(f'{e}\n{_USAGE}', file=sys.stderr)
-    return 1
-  try:
-    start = time.perf_counter()
-    vertices, faces = gaps_io.load_mesh(names[0])
-    values, world2grid = mesh_to_distance_field(vertices, faces, bbox=bbox, spacing=spacing, border=border,
-                                                estimate_sign=estimate_sign, exact=exact)
-    gaps_io.write_grd(names[1], values, world2grid)
-  except ValueError as e:
-    log.error(str(e))
-    return 1
-  log.verbose(f'wrote {names[1]}: resolution {values.shape[::-1]}, '
-              f'range [{values.min():g}, {values.max():g}], {(values < 0).mean():.4f} inside, '
-              f'{time.perf_counter() - start:.2f} s')
-  return 0
+  return _CLI.main(argv, _run)
 
 
 if __name__ == '__main__':

@@ -9,10 +9,12 @@ no rotation. The transformed mesh is written with GAPS's precision for OBJ (`%g`
 is what every later GAPS step reads; `round_like_gaps_obj` reproduces that rounding in-process.
 """
 
+import operator
 import sys
 
 import numpy as np
 
+from gaps_py import _cli
 from gaps_py import io as gaps_io
 from ldif.util import log
 
@@ -132,49 +134,31 @@ def normalize_mesh(vertices, faces, *, scale=0.25, scale_by_pca=True, translate_
 
 _USAGE = ('usage: python -m gaps_py.msh2msh input_mesh output_mesh [-scale_by_pca] [-translate_by_centroid] '
           '[-scale S] [-debug_matrix matrix.txt] [-v]')
+_CLI = _cli.Cli(
+    'msh2msh', _USAGE, positional=('input_mesh', 'output_mesh'),
+    flags={
+        '-scale_by_pca': _cli.Flag('scale_by_pca'),
+        '-translate_by_centroid': _cli.Flag('translate_by_centroid'),
+        '-center_at_origin': _cli.Flag('translate_by_centroid'),
+        '-scale': _cli.Flag('scale', 1, float, combine=operator.mul),  # repeated -scale factors multiply
+        '-debug_matrix': _cli.Flag('matrix_path', 1),
+    },
+    defaults={'scale': 1.0, 'scale_by_pca': False, 'translate_by_centroid': False})
+
+
+def _run(args):
+  vertices, faces = gaps_io.load_mesh(args.input_mesh)
+  m = normalization_matrix(vertices, faces, scale=args.scale, scale_by_pca=args.scale_by_pca,
+                           translate_by_centroid=args.translate_by_centroid)
+  gaps_io.write_mesh(args.output_mesh, transform_vertices(vertices, m), faces)
+  if args.matrix_path:
+    gaps_io.write_matrix(args.matrix_path, m)
+  log.verbose(f'wrote {args.output_mesh} ({len(vertices)} vertices, {len(faces)} faces)')
 
 
 def main(argv=None):
   """CLI with GAPS msh2msh's flag spellings (the subset LDIF uses). Returns the exit status."""
-  args = list(sys.argv[1:] if argv is None else argv)
-  names = []
-  scale = 1.0
-  scale_by_pca = translate_by_centroid = False
-  matrix_path = None
-  try:
-    while args:
-      a = args.pop(0)
-      if a == '-scale_by_pca':
-        scale_by_pca = True
-      elif a in ('-translate_by_centroid', '-center_at_origin'):
-        translate_by_centroid = True
-      elif a == '-scale':
-        scale *= float(args.pop(0))
-      elif a == '-debug_matrix':
-        matrix_path = args.pop(0)
-      elif a == '-v':
-        log.set_level('verbose')
-      elif a.startswith('-'):
-        raise ValueError(f'unknown flag {a}')
-      else:
-        names.append(a)
-    if len(names) != 2:
-      raise ValueError('expected an input and an output mesh')
-  except (IndexError, ValueError) as e:
-    print(f'{e}\n{_USAGE}', file=sys.stderr)
-    return 1
-  try:
-    vertices, faces = gaps_io.load_mesh(names[0])
-    m = normalization_matrix(vertices, faces, scale=scale, scale_by_pca=scale_by_pca,
-                             translate_by_centroid=translate_by_centroid)
-    gaps_io.write_mesh(names[1], transform_vertices(vertices, m), faces)
-    if matrix_path:
-      gaps_io.write_matrix(matrix_path, m)
-  except ValueError as e:
-    log.error(str(e))
-    return 1
-  log.verbose(f'wrote {names[1]} ({len(vertices)} vertices, {len(faces)} faces)')
-  return 0
+  return _CLI.main(argv, _run)
 
 
 if __name__ == '__main__':

@@ -27,6 +27,7 @@ import time
 
 import numpy as np
 
+from gaps_py import _cli
 from gaps_py import _kernels
 from gaps_py import io as gaps_io
 from gaps_py import msh2df
@@ -236,6 +237,37 @@ def uniform_samples(vertices, faces, *, bbox=LDIF_BBOX, num_points=100000, seed=
 _USAGE = ('usage: python -m gaps_py.msh2pts input_mesh output.sdf (-near_surface [-max_distance D] | '
           '-uniform_in_bbox [-bbox x0 y0 z0 x1 y1 z1]) (-num_points N | -npoints N) [-binary_sdf] '
           '[-seed S] [-v]')
+_CLI = _cli.Cli(
+    'msh2pts', _USAGE, positional=('input_mesh', 'output_sdf'),
+    flags={
+        '-near_surface': _cli.Flag('mode', const='near_surface'),
+        '-uniform_in_bbox': _cli.Flag('mode', const='uniform'),
+        '-max_distance': _cli.Flag('max_distance', 1, float),
+        '-bbox': _cli.Flag('bbox', 6, float),
+        '-num_points': _cli.Flag('num_points', 1, int, also={'exact': True}),
+        '-npoints': _cli.Flag('num_points', 1, int),
+        '-binary_sdf': _cli.Flag('binary_sdf'),
+        '-seed': _cli.Flag('seed', 1, int),
+    },
+    defaults={'max_distance': np.inf, 'num_points': 1024, 'exact': False, 'binary_sdf': False})
+
+
+def _run(args):
+  if args.mode is None:
+    raise _cli.UsageError('give -near_surface or -uniform_in_bbox')
+  if not args.output_sdf.lower().endswith('.sdf'):
+    raise _cli.UsageError(f'{args.output_sdf}: only .sdf output is supported')
+  start = time.perf_counter()
+  vertices, faces = gaps_io.load_mesh(args.input_mesh)
+  if args.mode == 'near_surface':
+    samples = near_surface_samples(vertices, faces, num_points=args.num_points,
+                                   max_distance=args.max_distance, seed=args.seed, bbox=args.bbox,
+                                   binary_sdf=args.binary_sdf, exact_count=args.exact)
+  else:
+    samples = uniform_samples(vertices, faces, bbox=args.bbox, num_points=args.num_points, seed=args.seed)
+  gaps_io.write_sdf(args.output_sdf, samples)
+  log.verbose(f'wrote {args.output_sdf}: {len(samples)} points, {(samples[:, 3] < 0).mean():.4f} inside, '
+              f'{time.perf_counter() - start:.2f} s')
 
 
 def main(argv=None):
@@ -244,65 +276,7 @@ def main(argv=None):
   `-num_points N` asks for exactly N points, `-npoints N` for about N (GAPS semantics; GAPS's default N is
   1024). `-seed` is ours. Returns the exit status.
   """
-  args = list(sys.argv[1:] if argv is None else argv)
-  names = []
-  mode = None
-  max_distance = np.inf
-  bbox = None
-  num_points = None
-  exact = False
-  binary_sdf = False
-  seed = None
-  try:
-    while args:
-      a = args.pop(0)
-      if a == '-near_surface':
-        mode = 'near_surface'
-      elif a == '-uniform_in_bbox':
-        mode = 'uniform'
-      elif a == '-max_distance':
-        max_distance = float(args.pop(0))
-      elif a == '-bbox':
-        bbox = [float(args.pop(0)) for _ in range(6)]
-      elif a == '-num_points':
-        num_points, exact = int(args.pop(0)), True
-      elif a == '-npoints':
-        num_points = int(args.pop(0))
-      elif a == '-binary_sdf':
-        binary_sdf = True
-      elif a == '-seed':
-        seed = int(args.pop(0))
-      elif a == '-v':
-        log.set_level('verbose')
-      elif a.startswith('-'):
-        raise ValueError(f'unknown flag {a}')
-      else:
-        names.append(a)
-    if len(names) != 2:
-      raise ValueError('expected an input mesh and an output file')
-    if mode is None:
-      raise ValueError('give -near_surface or -uniform_in_bbox')
-    if not names[1].lower().endswith('.sdf'):
-      raise ValueError(f'{names[1]}: only .sdf output is supported')
-  except (IndexError, ValueError) as e:
-    print(f'{e}\n{_USAGE}', file=sys.stderr)
-    return 1
-  num_points = 1024 if num_points is None else num_points
-  try:
-    start = time.perf_counter()
-    vertices, faces = gaps_io.load_mesh(names[0])
-    if mode == 'near_surface':
-      samples = near_surface_samples(vertices, faces, num_points=num_points, max_distance=max_distance,
-                                     seed=seed, bbox=bbox, binary_sdf=binary_sdf, exact_count=exact)
-    else:
-      samples = uniform_samples(vertices, faces, bbox=bbox, num_points=num_points, seed=seed)
-    gaps_io.write_sdf(names[1], samples)
-  except ValueError as e:
-    log.error(str(e))
-    return 1
-  log.verbose(f'wrote {names[1]}: {len(samples)} points, {(samples[:, 3] < 0).mean():.4f} inside, '
-              f'{time.perf_counter() - start:.2f} s')
-  return 0
+  return _CLI.main(argv, _run)
 
 
 if __name__ == '__main__':

@@ -27,6 +27,7 @@ import sys
 
 import numpy as np
 
+from gaps_py import _cli
 from gaps_py import _raster
 from gaps_py import io as gaps_io
 from ldif.util import log
@@ -191,6 +192,28 @@ def _check_size(width, height):
 
 _USAGE = ('usage: python -m gaps_py.scn2img input_mesh input_cameras.cam output_directory '
           '-capture_depth_images [-width W] [-height H] [-xfov X] [-v]')
+_CLI = _cli.Cli(
+    'scn2img', _USAGE, positional=('input_mesh', 'input_cameras', 'output_directory'),
+    flags={
+        **_cli.GL_PROGRAM_FLAGS,
+        '-xfov': _cli.Flag('xfov', 1, float),
+        '-capture_depth_images': _cli.Flag('capture_depth'),
+        '-raycast': _cli.IGNORED,
+    },
+    defaults={'width': 640, 'height': 480, 'capture_depth': False},
+    unsupported={'-capture_': 'only -capture_depth_images'})
+
+
+def _run(args):
+  if not args.capture_depth:
+    raise _cli.UsageError('-capture_depth_images is required (the only capture gaps_py implements)')
+  vertices, faces = gaps_io.load_mesh(args.input_mesh)
+  cameras = gaps_io.read_cameras(args.input_cameras)
+  images = render_depth_images(vertices, faces, cameras, width=args.width, height=args.height, xfov=args.xfov)
+  os.makedirs(args.output_directory, exist_ok=True)
+  for index, image in enumerate(images):
+    gaps_io.write_png16(os.path.join(args.output_directory, f'{index:06d}_depth.png'), image)
+  log.info('Wrote %d depth images to %s', len(images), args.output_directory)
 
 
 def main(argv=None):
@@ -200,51 +223,7 @@ def main(argv=None):
   (GAPS defaults 640 x 480), `-xfov`, `-v`, `-debug`; `-mesa`, `-glut` and `-raycast` are accepted and
   ignored.
   """
-  argv = list(sys.argv[1:] if argv is None else argv)
-  positional = []
-  width, height, xfov, capture_depth = 640, 480, None, False
-  try:
-    while argv:
-      arg = argv.pop(0)
-      if arg in ('-width', '-height', '-xfov'):
-        if not argv:
-          raise ValueError(f'{arg} needs a value')
-        value = argv.pop(0)
-        if arg == '-xfov':
-          xfov = float(value)
-        elif arg == '-width':
-          width = int(value)
-        else:
-          height = int(value)
-      elif arg == '-capture_depth_images':
-        capture_depth = True
-      elif arg in ('-v', '-debug'):
-        log.set_level('verbose' if arg == '-debug' else 'info')
-      elif arg in ('-mesa', '-glut', '-raycast'):
-        pass
-      elif arg.startswith('-capture_'):
-        raise ValueError(f'{arg} is not supported by gaps_py.scn2img (only -capture_depth_images)')
-      elif arg.startswith('-') and len(arg) > 1:
-        raise ValueError(f'invalid program argument: {arg}')
-      else:
-        positional.append(arg)
-    if len(positional) != 3:
-      raise ValueError(f'expected 3 file arguments, got {len(positional)}')
-    if not capture_depth:
-      raise ValueError('-capture_depth_images is required (the only capture gaps_py implements)')
-    mesh_path, cameras_path, output_directory = positional
-    vertices, faces = gaps_io.load_mesh(mesh_path)
-    cameras = gaps_io.read_cameras(cameras_path)
-    images = render_depth_images(vertices, faces, cameras, width=width, height=height, xfov=xfov)
-    os.makedirs(output_directory, exist_ok=True)
-    for index, image in enumerate(images):
-      gaps_io.write_png16(os.path.join(output_directory, f'{index:06d}_depth.png'), image)
-    log.info('Wrote %d depth images to %s', len(images), output_directory)
-  except ValueError as e:
-    log.error('%s', e)
-    print(_USAGE, file=sys.stderr)
-    return 1
-  return 0
+  return _CLI.main(argv, _run)
 
 
 if __name__ == '__main__':

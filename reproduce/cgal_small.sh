@@ -36,12 +36,8 @@ while [[ $# -gt 0 ]]; do
   esac
 done
 
-root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-python="$root/.venv/bin/python"
-[[ -x "$python" ]] || python="$(command -v python3)"
-export TF_CPP_MIN_LOG_LEVEL="${TF_CPP_MIN_LOG_LEVEL:-2}"
-malloc_tunables=glibc.malloc.mmap_threshold=67108864:glibc.malloc.trim_threshold=4294967296
-export GLIBC_TUNABLES="${GLIBC_TUNABLES:-$malloc_tunables}"
+# shellcheck source=../scripts/ldif_env.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../scripts/ldif_env.sh"  # root, python, TF/malloc environment
 mkdir -p "$work_dir"
 work_dir="$(cd "$work_dir" && pwd)"
 start=$(date +%s)

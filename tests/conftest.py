@@ -1,4 +1,7 @@
-"""Shared pytest fixtures: where the conformance references are, and seeded RNGs."""
+"""Shared pytest fixtures: where the conformance references are, seeded RNGs, the LDIF evaluation op.
+
+Helper functions shared across folders are in tests/testutil.py.
+"""
 
 import os
 import pathlib
@@ -22,3 +25,14 @@ def reference_dir():
 @pytest.fixture
 def rng():
   return np.random.default_rng(1234)
+
+
+@pytest.fixture(scope='session')
+def ldif_eval_op():
+  """The compiled LDIF evaluation op module (`ldif.ops.loader.ensure_op`, which builds it when missing or
+  stale); skips the test, saying why, when it cannot be had."""
+  from ldif.ops import loader  # pylint: disable=g-import-not-at-top  (TF only for the tests that ask)
+  module, reason = loader.ensure_op()
+  if module is None:
+    pytest.skip(f'the LDIF evaluation op is not available: {reason}')
+  return module

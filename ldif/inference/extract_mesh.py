@@ -14,13 +14,17 @@ positions, same evaluator), so the mesh is the dense mesh whenever every cell th
 a surface piece smaller than the coarse cells that touches no coarse corner can be missed (the `margin` and
 `dilation` make that unlikely; `coarse_resolution=R` is the dense grid).
 
-Grid and frames (reference §7.3): values G[i0, i1, i2] (index order [z][y][x]) are F at the sample positions
-(p(i2), p(i1), p(i0)); `positions='kernel'` uses the ldif2mesh kernel's p(i) = -E + 2E (0.5 + (R - 0.5) i /
-R) / R
-(what the original's eval used), `positions='centered'` uses p(i) = -E + (2E / R) i, which is exactly the
-vertex mapping below (no shift). Marching-cubes vertices (v0, v1, v2) map to the gaps frame as
-(x, y, z) = (2E / R) (v2 - R/2, v1 - R/2, v0 - R/2), and each face's 2nd and 3rd indices are swapped, as the
-original does. scikit-image's Lewiner marching cubes at level -0.07 (the original's) by default.
+Grid conventions (reference §7.3; this module owns them, `ldif.inference.predict` uses them). A grid of
+resolution R over the cube [-E, E]^3 (E = 0.75) holds values G[i0, i1, i2] (index order [z][y][x]) that are F
+at the sample positions (p(i2), p(i1), p(i0)), where p(i) differs between the original's two paths:
+  'tf'      p(i) = -E + (2E / R)(i + 0.5) - 0.5 / R     (the original's pure-TF `Decoder._grid_eval`)
+  'kernel'  p(i) = -E + 2E (0.5 + (R - 0.5) i / R) / R   (the ldif2mesh CUDA kernel, which the original's eval
+                                                          used; `ldif.ops.evaluate.kernel_grid_spec`)
+  'aligned' p(i) = -E + (2E / R) i                       (where marching cubes puts index i: no shift)
+Marching-cubes vertices (v0, v1, v2) map to the gaps frame as (x, y, z) = (2E / R) (v2 - R/2, v1 - R/2,
+v0 - R/2), and each face's 2nd and 3rd indices are swapped, as the original does. So 'tf' shifts the surface
+by -(E - 0.5) / R per axis (-9.8e-4 at R = 256) and 'kernel' by -(E / R)(1 - i / R) (-2.9e-3 ... 0 at
+R = 256). scikit-image's Lewiner marching cubes at level -0.07 (the original's) by default.
 """
 
 import dataclasses
@@ -33,7 +37,11 @@ from ldif.ops import evaluate
 from ldif.util import log
 
 LEVEL_SET = -0.07
-DEFAULT_EXTENT = 0.75
+DEFAULT_EXTENT = evaluate.DEFAULT_EXTENT
+"""Half the side of the cube marching cubes works in (gaps units), as the original's `extract_mesh`."""
+
+GRID_POSITIONS = ('tf', 'kernel', 'aligned')
+"""Names of the grid sample positions p(i) (module docstring)."""
 
 
 @dataclasses.dataclass
@@ -58,12 +66,40 @@ class ExtractedMesh:
 
 
 def sample_grid_spec(resolution, extent=DEFAULT_EXTENT, positions='kernel'):
-  """(origin [3], spacing [3]) float64 of the R^3 sample grid: 'kernel' (ldif2mesh's p(i)) or 'centered'."""
-  if positions == 'kernel':
-    return evaluate.kernel_grid_spec(resolution, extent)
-  if positions == 'centered':
-    return np.full(3, -float(extent)), np.full(3, 2.0 * extent / resolution)
-  raise ValueError(f"positions must be 'kernel' or 'centered', got {positions!r}")
+  """Where the samples of an R^3 grid sit: index i along an axis is at origin + spacing * i (see module doc).
+
+  Args:
+    resolution: R >= 2.
+    extent: E, gaps units.
+    positions: 'tf' (the original's pure-TF path), 'kernel' (the ldif2mesh kernel) or 'aligned' (where
+      marching cubes puts the vertices).
+
+  Returns:
+    (origin float64 [3], spacing float64 [3]), the same on the three axes, gaps frame; positions are computed
+    from them as `ldif.ops.evaluate.index_to_position` does (what the op computes).
+
+  Raises:
+    ValueError: for a resolution below 2 or an unknown `positions`.
+  """
+  r = int(resolution)
+  if r < 2:
+    raise ValueError(f'grid resolution must be >= 2, got {resolution}')
+  spacing = 2.0 * extent / r
+  if positions == 'tf':
+    origin = -extent + 0.5 * spacing - 0.5 / r
+  elif positions == 'kernel':
+    return evaluate.kernel_grid_spec(r, extent)
+  elif positions == 'aligned':
+    origin = -extent
+  else:
+    raise ValueError(f'Unknown grid sample positions {positions!r}; expected one of {GRID_POSITIONS}')
+  return np.full(3, float(origin)), np.full(3, spacing)
+
+
+def sample_grid_coordinates(resolution, extent=DEFAULT_EXTENT, positions='kernel'):
+  """float32 [R]: the coordinate p(i) at which grid index i is sampled, on any axis (`sample_grid_spec`)."""
+  origin, spacing = sample_grid_spec(resolution, extent, positions)
+  return evaluate.index_to_position(origin[0], spacing[0], np.arange(int(resolution)))
 
 
 def marching_cubes(volume, extent=DEFAULT_EXTENT, level=LEVEL_SET, *, method='lewiner', mask=None):
@@ -272,7 +308,8 @@ def extract_mesh(source, resolution=256, level=LEVEL_SET, extent=DEFAULT_EXTENT,
     decoder_weights: OccNet weights dict for a SifFile/StructuredImplicit LDIF.
     coarse_to_fine: False evaluates the dense grid (the original's behaviour).
     coarse_resolution, dilation, margin: see `coarse_to_fine_grid`.
-    positions: 'kernel' (ldif2mesh sample positions, as the original's eval) or 'centered'.
+    positions: 'kernel' (ldif2mesh sample positions, as the original's eval), 'tf' or 'aligned'
+      (`sample_grid_spec`).
     method: marching-cubes method ('lewiner' as the original, or 'lorensen').
     use_op: None (op if built), True, False (pure TF); ignored for callables.
 

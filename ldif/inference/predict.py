@@ -15,15 +15,10 @@ Mesh extraction can instead use the custom op (`ldif.ops`), which computes F as 
 kernel did (RBF weights <= 1e-4 skipped), and evaluates coarse-to-fine by default
 (`ldif.inference.extract_mesh`, owned by the ops module).
 
-Grid conventions (reference §7.3). A grid of resolution R over the cube [-E_x, E_x]^3 (E_x = 0.75) is indexed
-[z][y][x]; the value at index i along an axis is sampled at p(i), which differs between the original's
-two paths:
-  'tf'      p(i) = -E_x + (2 E_x / R)(i + 0.5) - 0.5 / R       (the original's pure-TF `_grid_eval`)
-  'kernel'  p(i) = -E_x + 2 E_x (0.5 + (R - 0.5) i / R) / R     (the ldif2mesh CUDA kernel)
-  'aligned' p(i) = -E_x + (2 E_x / R) i                          (where marching cubes puts index i)
-Marching cubes maps index i back to -E_x + (2 E_x / R) i, so 'tf' shifts the surface by -(E_x - 0.5)/R per
-axis (-9.8e-4 at R = 256) and 'kernel' by -(E_x / R)(1 - i / R) (-2.9e-3 ... 0 at R = 256); 'aligned' has
-no shift. Each path defaults to the original's positions ('tf' in pure TF, 'kernel' with the op).
+Grid conventions (reference §7.3): the grid over [-E_x, E_x]^3 (E_x = 0.75), its [z][y][x] indexing, the
+sample positions p(i) ('tf', 'kernel', 'aligned') and the marching-cubes mapping back to the gaps frame are
+defined once, in `ldif.inference.extract_mesh` (see its docstring), and used here. Each path defaults to the
+original's positions ('tf' in pure TF, 'kernel' with the op).
 """
 
 import functools
@@ -31,59 +26,33 @@ import functools
 import numpy as np
 import tensorflow as tf
 
+from ldif.inference import extract_mesh as extraction
 from ldif.representation import sif_file
 from ldif.representation import structured_implicit_function as sif_lib
 from ldif.util import log
 
-DEFAULT_EXTENT = 0.75
+DEFAULT_EXTENT = extraction.DEFAULT_EXTENT
 """Half the side of the cube marching cubes works in (gaps units), as the original's `extract_mesh`."""
 
 DEFAULT_RESOLUTION = 256
 """eval.py's default marching-cubes resolution (the original's `extract_mesh` default is 128)."""
 
-GRID_POSITIONS = ('tf', 'kernel', 'aligned')
+GRID_POSITIONS = extraction.GRID_POSITIONS
 
 SIF_CHUNK_SIZE = 65536
 LDIF_CHUNK_SIZE = 16384
 
 
 def grid_sample_spec(resolution, extent=DEFAULT_EXTENT, positions='tf'):
-  """Where the samples of an R^3 grid sit: index i along an axis is at origin + spacing * i (see above).
-
-  Args:
-    resolution: R >= 2.
-    extent: E_x, gaps units.
-    positions: 'tf' (the original's pure-TF path), 'kernel' (the ldif2mesh kernel) or 'aligned' (where
-      marching cubes puts the vertices).
-
-  Returns:
-    (origin float64 [3], spacing float64 [3]), the same on the three axes, gaps frame; positions are computed
-    from them as `ldif.ops.evaluate.index_to_position` does (what the op computes).
-
-  Raises:
-    ValueError: for a resolution below 2 or an unknown `positions`.
-  """
-  from ldif.ops import evaluate as ops_evaluate  # pylint: disable=g-import-not-at-top
-  r = int(resolution)
-  if r < 2:
-    raise ValueError(f'grid resolution must be >= 2, got {resolution}')
-  spacing = 2.0 * extent / r
-  if positions == 'tf':
-    origin = -extent + 0.5 * spacing - 0.5 / r
-  elif positions == 'kernel':
-    return ops_evaluate.kernel_grid_spec(r, extent)
-  elif positions == 'aligned':
-    origin = -extent
-  else:
-    raise ValueError(f'Unknown grid sample positions {positions!r}; expected one of {GRID_POSITIONS}')
-  return np.full(3, origin), np.full(3, spacing)
+  """(origin float64 [3], spacing float64 [3]) of the R^3 sample grid, gaps frame:
+  `extract_mesh.sample_grid_spec` with the pure-TF path's default positions, 'tf'. Raises ValueError as it."""
+  return extraction.sample_grid_spec(resolution, extent, positions)
 
 
 def grid_sample_coordinates(resolution, extent=DEFAULT_EXTENT, positions='tf'):
-  """float32 [R]: the coordinate p(i) at which grid index i is sampled, on any axis (`grid_sample_spec`)."""
-  from ldif.ops import evaluate as ops_evaluate  # pylint: disable=g-import-not-at-top
-  origin, spacing = grid_sample_spec(resolution, extent, positions)
-  return ops_evaluate.index_to_position(origin[0], spacing[0], np.arange(int(resolution)))
+  """float32 [R]: the coordinate p(i) at which grid index i is sampled, on any axis
+  (`extract_mesh.sample_grid_coordinates` with the pure-TF path's default positions, 'tf')."""
+  return extraction.sample_grid_coordinates(resolution, extent, positions)
 
 
 @functools.lru_cache(maxsize=None)
@@ -266,16 +235,7 @@ class Decoder:
     Returns:
       float32 [R, R, R] indexed [z][y][x], raw F.
     """
-    from ldif.ops import evaluate as ops_evaluate  # pylint: disable=g-import-not-at-top
-    origin, spacing = grid_sample_spec(resolution, extent, positions)
-    r = int(resolution)
-    out = np.empty([r, r, r], np.float32)
-    slab = max(1, self.chunk_size // (r * r))
-    for z0 in range(0, r, slab):
-      z1 = min(r, z0 + slab)
-      points = ops_evaluate.grid_points(origin, spacing, (r, r, r), z0, z1).reshape(-1, 3)
-      out[z0:z1] = self.implicit_values(points).reshape(z1 - z0, r, r)
-    return out
+    return extraction.dense_grid(self.implicit_values, int(resolution), extent=extent, positions=positions)
 
   def extract_mesh(self, resolution=128, extent=DEFAULT_EXTENT, use_inference_kernel=False, positions='tf',
                    coarse_to_fine=True):
@@ -286,10 +246,10 @@ class Decoder:
       weights <= 1e-4 skipped) at the kernel's sample positions ('kernel');
     - otherwise (the op's absence is logged once): F in pure TF as the original's `_grid_eval` (every element
       counts) at `positions` ('tf', the original's, by default).
-    With `coarse_to_fine` (default) only the cells near the surface are evaluated at full resolution
-    (`ldif.inference.extract_mesh.coarse_to_fine_grid`), which gives the dense grid's mesh at a fraction of
-    the cost; False evaluates the dense grid as the original did. Marching cubes and the index -> gaps mapping
-    are the original's (`ldif.inference.extract_mesh.marching_cubes`).
+    Both go through `ldif.inference.extract_mesh.extract_mesh`: with `coarse_to_fine` (default) only the
+    cells near the surface are evaluated at full resolution, which gives the dense grid's mesh at a fraction
+    of the cost; False evaluates the dense grid as the original did. Marching cubes and the index -> gaps
+    mapping are the original's (`ldif.inference.extract_mesh.marching_cubes`).
 
     Args:
       resolution: R (eval.py uses 256).
@@ -302,19 +262,14 @@ class Decoder:
       (trimesh.Trimesh in the gaps frame, had_crossing bool). Without a crossing the mesh is the original's
       fallback, a sphere of radius 0.5 (logged as a warning).
     """
-    from ldif.inference import extract_mesh as extraction  # pylint: disable=g-import-not-at-top
     model = inference_kernel_model(self) if use_inference_kernel else None
     if model is not None:
       result = extraction.extract_mesh(model, int(resolution), extent=extent, coarse_to_fine=coarse_to_fine,
                                        positions='kernel', use_op=True)
-      return mesh_from_marching_cubes(result.had_crossing, result.vertices, result.faces)
-    mask = None
-    if coarse_to_fine:
-      origin, spacing = grid_sample_spec(resolution, extent, positions)
-      volume, mask, _ = extraction.coarse_to_fine_grid(self.implicit_values, int(resolution), origin, spacing)
     else:
-      volume = self.grid_values(resolution, extent, positions)
-    return mesh_from_marching_cubes(*extraction.marching_cubes(volume, extent, mask=mask))
+      result = extraction.extract_mesh(self.implicit_values, int(resolution), extent=extent,
+                                       coarse_to_fine=coarse_to_fine, positions=positions)
+    return mesh_from_marching_cubes(result.had_crossing, result.vertices, result.faces)
 
   # ---- files ----
 

@@ -9,6 +9,7 @@ import pytest
 from PIL import Image
 
 from gaps_py import io as gaps_io
+from testutil import assert_read_error
 
 
 # ---- cameras ----
@@ -40,11 +41,7 @@ def test_cameras_read_any_whitespace_layout(tmp_path):
     ('1 2 3 4 5 6 7 8 9 10 11 nan\n', 'non-finite'),
 ])
 def test_cameras_garbled(tmp_path, content, message):
-  path = tmp_path / 'bad.cam'
-  path.write_text(content)
-  with pytest.raises(ValueError, match=message) as info:
-    gaps_io.read_cameras(path)
-  assert str(path) in str(info.value)
+  assert_read_error(gaps_io.read_cameras, tmp_path / 'bad.cam', message, content)
 
 
 def test_cameras_missing_and_binary(tmp_path):
@@ -102,11 +99,7 @@ _IDENTITY = ' 1 0 0 0 0 1 0 0 0 0 1 0 0 0 0 1\n'
     ('intrinsics_matrix 0 0 0 0 1 0 0 0 1\nimage a.png -' + _IDENTITY, 'zero focal'),
 ])
 def test_conf_garbled(tmp_path, content, message):
-  path = tmp_path / 'bad.conf'
-  path.write_text(content)
-  with pytest.raises(ValueError, match=message) as info:
-    gaps_io.read_conf(path)
-  assert str(path) in str(info.value)
+  assert_read_error(gaps_io.read_conf, tmp_path / 'bad.conf', message, content)
 
 
 def test_conf_missing(tmp_path):
@@ -142,9 +135,7 @@ def test_png16_rejects_other_pngs(tmp_path):
   (tmp_path / 'text.png').write_text('not a png at all, just text padding padding padding')
   for name, message in (('gray8.png', '8-bit grayscale'), ('rgb.png', '8-bit RGB'), ('text.png', 'not a PNG'),
                         ('missing.png', 'cannot read')):
-    with pytest.raises(ValueError, match=message) as info:
-      gaps_io.read_png16(tmp_path / name)
-    assert name in str(info.value)
+    assert_read_error(gaps_io.read_png16, tmp_path / name, message)
   gaps_io.write_png16(tmp_path / 'good.png', np.ones((6, 6), np.uint16))
   (tmp_path / 'cut.png').write_bytes(open(tmp_path / 'good.png', 'rb').read()[:45])
   with pytest.raises(ValueError, match='cut.png.*corrupt'):

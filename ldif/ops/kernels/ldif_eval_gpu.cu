@@ -65,6 +65,13 @@ int BlockCount(int64_t n) {
   return static_cast<int>(blocks < 65535 * 64 ? (blocks > 0 ? blocks : 1) : 65535 * 64);
 }
 
+// Dynamic shared memory of a launch: the whole packed model when it fits (then *use_shared), else none.
+size_t SharedModelBytes(const ModelLayout& m, bool* use_shared) {
+  const size_t block_bytes = static_cast<size_t>(m.total) * sizeof(float);
+  *use_shared = block_bytes <= static_cast<size_t>(kSharedLimitBytes);
+  return *use_shared ? block_bytes : 0;
+}
+
 template <typename LaunchFn>
 std::string Dispatch(const ModelLayout& m, LaunchFn launch) {
   const int w = m.has_decoder() ? m.width : 1;
@@ -89,9 +96,8 @@ std::string CopyToDeviceSync(void* stream, float* device_dst, const float* host_
 std::string LaunchEvalPoints(void* stream, const ModelLayout& m, const float* device_block,
                              const float* device_points, int64_t n, float* device_out) {
   if (n <= 0) return "";
-  const size_t block_bytes = static_cast<size_t>(m.total) * sizeof(float);
-  const bool use_shared = block_bytes <= static_cast<size_t>(kSharedLimitBytes);
-  const size_t shared = use_shared ? block_bytes : 0;
+  bool use_shared = false;
+  const size_t shared = SharedModelBytes(m, &use_shared);
   return Dispatch(m, [&](auto max_width) {
     constexpr int kW = decltype(max_width)::value;
     EvalPointsKernel<kW><<<BlockCount(n), kThreadsPerBlock, shared, static_cast<cudaStream_t>(stream)>>>(
@@ -104,9 +110,8 @@ std::string LaunchEvalGrid(void* stream, const ModelLayout& m, const float* devi
                            float* device_out) {
   const int64_t n = g.nx * g.ny * g.nz;
   if (n <= 0) return "";
-  const size_t block_bytes = static_cast<size_t>(m.total) * sizeof(float);
-  const bool use_shared = block_bytes <= static_cast<size_t>(kSharedLimitBytes);
-  const size_t shared = use_shared ? block_bytes : 0;
+  bool use_shared = false;
+  const size_t shared = SharedModelBytes(m, &use_shared);
   return Dispatch(m, [&](auto max_width) {
     constexpr int kW = decltype(max_width)::value;
     EvalGridKernel<kW><<<BlockCount(n), kThreadsPerBlock, shared, static_cast<cudaStream_t>(stream)>>>(

@@ -152,18 +152,15 @@ Status PackInputs(OpKernelContext* ctx, int symmetry_count, int hidden_width, Pa
   LDIF_REQUIRE(constants.dims() == 2, InvalidArgument("constants must be [B, E], got ",
                                                           constants.shape().DebugString()));
   const int64_t b = constants.dim_size(0), e = constants.dim_size(1);
-  auto check3 = [&](const Tensor& t, const char* name) {
-    return t.dims() == 3 && t.dim_size(0) == b && t.dim_size(1) == e && t.dim_size(2) == 3;
+  auto require_be3 = [&](const Tensor& t, const char* name) -> Status {
+    LDIF_REQUIRE(t.dims() == 3 && t.dim_size(0) == b && t.dim_size(1) == e && t.dim_size(2) == 3,
+                InvalidArgument(name, " must be [B, E, 3] = [", b, ", ", e, ", 3], got ",
+                                t.shape().DebugString()));
+    return Status();
   };
-  LDIF_REQUIRE(check3(centers, "centers"),
-              InvalidArgument("centers must be [B, E, 3] = [", b, ", ", e, ", 3], got ",
-                              centers.shape().DebugString()));
-  LDIF_REQUIRE(check3(variances, "variances"),
-              InvalidArgument("variances must be [B, E, 3] = [", b, ", ", e, ", 3], got ",
-                              variances.shape().DebugString()));
-  LDIF_REQUIRE(check3(rotations, "rotations"),
-              InvalidArgument("rotations must be [B, E, 3] = [", b, ", ", e, ", 3], got ",
-                              rotations.shape().DebugString()));
+  TF_RETURN_IF_ERROR(require_be3(centers, "centers"));
+  TF_RETURN_IF_ERROR(require_be3(variances, "variances"));
+  TF_RETURN_IF_ERROR(require_be3(rotations, "rotations"));
   LDIF_REQUIRE(latents.dims() == 3 && latents.dim_size(0) == b && latents.dim_size(1) == e,
               InvalidArgument("latents must be [B, E, L] with B = ", b, ", E = ", e, ", got ",
                               latents.shape().DebugString()));
@@ -234,9 +231,26 @@ int64_t CostPerPoint(const ModelLayout& m) {
   return 40 * e + (m.has_decoder() ? 8 * static_cast<int64_t>(m.width) * m.width : 0);
 }
 
-class LdifEvalCpuBase : public OpKernel {
+// One LdifEvalPoints call, validated: the packed models, N, the points [B, N, 3] and the output [B, N].
+struct PointsCall {
+  PackedBatch packed;
+  int64_t n = 0;
+  const float* points = nullptr;
+  float* out = nullptr;
+};
+
+// One LdifEvalGrid call, validated: the packed models, the grid, n = nz ny nx and the output [B, nz, ny, nx].
+struct GridCall {
+  PackedBatch packed;
+  GridSpec grid;
+  int64_t n = 0;
+  float* out = nullptr;
+};
+
+// Attributes and input handling shared by the CPU and GPU kernels of both ops.
+class LdifEvalBase : public OpKernel {
  public:
-  explicit LdifEvalCpuBase(OpKernelConstruction* ctx) : OpKernel(ctx) {
+  explicit LdifEvalBase(OpKernelConstruction* ctx) : OpKernel(ctx) {
     OP_REQUIRES_OK(ctx, ctx->GetAttr("symmetry_count", &symmetry_count_));
     OP_REQUIRES_OK(ctx, ctx->GetAttr("hidden_width", &hidden_width_));
     std::string method;
@@ -245,76 +259,99 @@ class LdifEvalCpuBase : public OpKernel {
   }
 
  protected:
+  // LdifEvalPoints: validates and packs inputs 0..5, checks `points` (input 6) is [B, N, 3] and allocates
+  // the [B, N] output. Returns InvalidArgument on bad input.
+  Status PreparePoints(OpKernelContext* ctx, PointsCall* call) const {
+    TF_RETURN_IF_ERROR(PackInputs(ctx, symmetry_count_, hidden_width_, &call->packed));
+    const Tensor& points = ctx->input(6);
+    const int64_t b = ctx->input(0).dim_size(0);
+    LDIF_REQUIRE(points.dims() == 3 && points.dim_size(0) == b && points.dim_size(2) == 3,
+                InvalidArgument("points must be [B, N, 3] with B = ", b, ", got ",
+                                points.shape().DebugString()));
+    call->n = points.dim_size(1);
+    Tensor* values = nullptr;
+    TF_RETURN_IF_ERROR(ctx->allocate_output(0, TensorShape({b, call->n}), &values));
+    call->points = points.flat<float>().data();
+    call->out = values->flat<float>().data();
+    return Status();
+  }
+
+  // LdifEvalGrid: validates and packs inputs 0..5, reads the grid (inputs 6..9) and allocates the
+  // [B, nz, ny, nx] output. Returns InvalidArgument on bad input.
+  Status PrepareGrid(OpKernelContext* ctx, GridCall* call) const {
+    TF_RETURN_IF_ERROR(PackInputs(ctx, symmetry_count_, hidden_width_, &call->packed));
+    TF_RETURN_IF_ERROR(ReadGridSpec(ctx, &call->grid));
+    const GridSpec& g = call->grid;
+    const int64_t b = ctx->input(0).dim_size(0);
+    call->n = g.nx * g.ny * g.nz;
+    Tensor* values = nullptr;
+    TF_RETURN_IF_ERROR(ctx->allocate_output(0, TensorShape({b, g.nz, g.ny, g.nx}), &values));
+    call->out = values->flat<float>().data();
+    return Status();
+  }
+
   int symmetry_count_ = 0;
   int hidden_width_ = 0;
   bool pointwise_ = false;
 };
 
-class LdifEvalPointsCpu : public LdifEvalCpuBase {
+// Runs work(m, block, i, begin, end) over the units [0, units) of every batch item i on TensorFlow's CPU
+// thread pool; one unit costs about unit_points * CostPerPoint(m).
+template <typename Work>
+void ShardBatch(OpKernelContext* ctx, const PackedBatch& packed, int64_t units, int64_t unit_points,
+                Work work) {
+  auto* pool = ctx->device()->tensorflow_cpu_worker_threads();
+  for (size_t i = 0; i < packed.layouts.size(); ++i) {
+    const ModelLayout& m = packed.layouts[i];
+    const float* block = packed.blocks[i].data();
+    auto range = [&work, &m, block, i](int64_t begin, int64_t end) { work(m, block, i, begin, end); };
+    ::tensorflow::Shard(pool->num_threads, pool->workers, units, CostPerPoint(m) * unit_points, range);
+  }
+}
+
+class LdifEvalPointsCpu : public LdifEvalBase {
  public:
-  using LdifEvalCpuBase::LdifEvalCpuBase;
+  using LdifEvalBase::LdifEvalBase;
 
   void Compute(OpKernelContext* ctx) override {
-    PackedBatch packed;
-    OP_REQUIRES_OK(ctx, PackInputs(ctx, symmetry_count_, hidden_width_, &packed));
-    const Tensor& points = ctx->input(6);
-    const int64_t b = ctx->input(0).dim_size(0);
-    OP_REQUIRES(ctx, points.dims() == 3 && points.dim_size(0) == b && points.dim_size(2) == 3,
-                InvalidArgument("points must be [B, N, 3] with B = ", b, ", got ",
-                                points.shape().DebugString()));
-    const int64_t n = points.dim_size(1);
-    Tensor* values = nullptr;
-    OP_REQUIRES_OK(ctx, ctx->allocate_output(0, TensorShape({b, n}), &values));
-    auto* pool = ctx->device()->tensorflow_cpu_worker_threads();
-    for (int64_t i = 0; i < b; ++i) {
-      const ModelLayout& m = packed.layouts[i];
-      const float* block = packed.blocks[i].data();
-      const float* pts = points.flat<float>().data() + i * n * 3;
-      float* out = values->flat<float>().data() + i * n;
-      const bool pointwise = pointwise_;
-      auto work = [&m, block, pts, out, pointwise](int64_t begin, int64_t end) {
-        if (pointwise) {
-          EvalPointsPointwiseRange(m, block, pts, begin, end, out);
-        } else {
-          EvalPointsRange(m, block, pts, begin, end, out);
-        }
-      };
-      ::tensorflow::Shard(pool->num_threads, pool->workers, n, CostPerPoint(m), work);
-    }
+    PointsCall call;
+    OP_REQUIRES_OK(ctx, PreparePoints(ctx, &call));
+    const bool pointwise = pointwise_;
+    auto work = [&call, pointwise](const ModelLayout& m, const float* block, int64_t i, int64_t begin,
+                                   int64_t end) {
+      const float* points = call.points + i * call.n * 3;
+      float* out = call.out + i * call.n;
+      if (pointwise) {
+        EvalPointsPointwiseRange(m, block, points, begin, end, out);
+      } else {
+        EvalPointsRange(m, block, points, begin, end, out);
+      }
+    };
+    ShardBatch(ctx, call.packed, call.n, 1, work);
   }
 };
 
-class LdifEvalGridCpu : public LdifEvalCpuBase {
+class LdifEvalGridCpu : public LdifEvalBase {
  public:
-  using LdifEvalCpuBase::LdifEvalCpuBase;
+  using LdifEvalBase::LdifEvalBase;
 
   void Compute(OpKernelContext* ctx) override {
-    PackedBatch packed;
-    OP_REQUIRES_OK(ctx, PackInputs(ctx, symmetry_count_, hidden_width_, &packed));
-    GridSpec g;
-    OP_REQUIRES_OK(ctx, ReadGridSpec(ctx, &g));
-    const int64_t b = ctx->input(0).dim_size(0);
-    const int64_t n = g.nx * g.ny * g.nz;
-    Tensor* values = nullptr;
-    OP_REQUIRES_OK(ctx, ctx->allocate_output(0, TensorShape({b, g.nz, g.ny, g.nx}), &values));
-    if (n == 0) return;
-    auto* pool = ctx->device()->tensorflow_cpu_worker_threads();
-    for (int64_t i = 0; i < b; ++i) {
-      const ModelLayout& m = packed.layouts[i];
-      const float* block = packed.blocks[i].data();
-      float* out = values->flat<float>().data() + i * n;
-      const bool pointwise = pointwise_;
-      // Shard over whole rows so that tiles stay compact along x.
-      const int64_t rows = g.ny * g.nz;
-      auto work = [&m, &g, block, out, pointwise](int64_t begin, int64_t end) {
-        if (pointwise) {
-          EvalGridPointwiseRange(m, block, g, begin * g.nx, end * g.nx, out);
-        } else {
-          EvalGridRange(m, block, g, begin * g.nx, end * g.nx, out);
-        }
-      };
-      ::tensorflow::Shard(pool->num_threads, pool->workers, rows, CostPerPoint(m) * g.nx, work);
-    }
+    GridCall call;
+    OP_REQUIRES_OK(ctx, PrepareGrid(ctx, &call));
+    if (call.n == 0) return;
+    const GridSpec& g = call.grid;
+    const bool pointwise = pointwise_;
+    auto work = [&call, &g, pointwise](const ModelLayout& m, const float* block, int64_t i, int64_t begin,
+                                       int64_t end) {
+      float* out = call.out + i * call.n;
+      if (pointwise) {
+        EvalGridPointwiseRange(m, block, g, begin * g.nx, end * g.nx, out);
+      } else {
+        EvalGridRange(m, block, g, begin * g.nx, end * g.nx, out);
+      }
+    };
+    // Shard over whole rows so that tiles stay compact along x.
+    ShardBatch(ctx, call.packed, g.ny * g.nz, g.nx, work);
   }
 };
 
@@ -348,66 +385,57 @@ Status StageOnDevice(OpKernelContext* ctx, const PackedBatch& packed, Tensor* de
   return Status();
 }
 
-class LdifEvalPointsGpu : public LdifEvalCpuBase {
+// The GPU kernels' limit on the decoder's hidden width (a SIF, L = 0, has no decoder).
+Status CheckGpuWidth(OpKernelContext* ctx, int hidden_width) {
+  LDIF_REQUIRE(hidden_width <= kMaxPointwiseWidth || ctx->input(4).dim_size(2) == 0,
+              InvalidArgument("the GPU kernel supports hidden widths up to ", kMaxPointwiseWidth));
+  return Status();
+}
+
+// Stages the packed models on the GPU, calls launch(stream, i, device_block) (returning an error string,
+// empty on success) for every batch item i, then waits for the kernels.
+template <typename Launch>
+void RunOnGpu(OpKernelContext* ctx, const PackedBatch& packed, Launch launch) {
+  Tensor device_blocks;
+  std::vector<int64_t> offsets;
+  void* stream = nullptr;
+  OP_REQUIRES_OK(ctx, StageOnDevice(ctx, packed, &device_blocks, &offsets, &stream));
+  for (size_t i = 0; i < packed.layouts.size(); ++i) {
+    const float* device_block = device_blocks.flat<float>().data() + offsets[i];
+    const std::string err = launch(stream, static_cast<int64_t>(i), device_block);
+    OP_REQUIRES(ctx, err.empty(), ::tensorflow::errors::Internal("LDIF evaluation op: ", err));
+  }
+  const std::string err = SynchronizeStream(stream);
+  OP_REQUIRES(ctx, err.empty(), ::tensorflow::errors::Internal("LDIF evaluation op: ", err));
+}
+
+class LdifEvalPointsGpu : public LdifEvalBase {
  public:
-  using LdifEvalCpuBase::LdifEvalCpuBase;
+  using LdifEvalBase::LdifEvalBase;
 
   void Compute(OpKernelContext* ctx) override {
-    PackedBatch packed;
-    OP_REQUIRES_OK(ctx, PackInputs(ctx, symmetry_count_, hidden_width_, &packed));
-    const Tensor& points = ctx->input(6);
-    const int64_t b = ctx->input(0).dim_size(0);
-    OP_REQUIRES(ctx, points.dims() == 3 && points.dim_size(0) == b && points.dim_size(2) == 3,
-                InvalidArgument("points must be [B, N, 3] with B = ", b, ", got ",
-                                points.shape().DebugString()));
-    OP_REQUIRES(ctx, hidden_width_ <= kMaxPointwiseWidth || ctx->input(4).dim_size(2) == 0,
-                InvalidArgument("the GPU kernel supports hidden widths up to ", kMaxPointwiseWidth));
-    const int64_t n = points.dim_size(1);
-    Tensor* values = nullptr;
-    OP_REQUIRES_OK(ctx, ctx->allocate_output(0, TensorShape({b, n}), &values));
-    Tensor device_blocks;
-    std::vector<int64_t> offsets;
-    void* stream = nullptr;
-    OP_REQUIRES_OK(ctx, StageOnDevice(ctx, packed, &device_blocks, &offsets, &stream));
-    for (int64_t i = 0; i < b; ++i) {
-      const std::string err = LaunchEvalPoints(
-          stream, packed.layouts[i], device_blocks.flat<float>().data() + offsets[i],
-          points.flat<float>().data() + i * n * 3, n, values->flat<float>().data() + i * n);
-      OP_REQUIRES(ctx, err.empty(), ::tensorflow::errors::Internal("LDIF evaluation op: ", err));
-    }
-    const std::string err = SynchronizeStream(stream);
-    OP_REQUIRES(ctx, err.empty(), ::tensorflow::errors::Internal("LDIF evaluation op: ", err));
+    PointsCall call;
+    OP_REQUIRES_OK(ctx, PreparePoints(ctx, &call));
+    OP_REQUIRES_OK(ctx, CheckGpuWidth(ctx, hidden_width_));
+    RunOnGpu(ctx, call.packed, [&call](void* stream, int64_t i, const float* device_block) {
+      return LaunchEvalPoints(stream, call.packed.layouts[i], device_block, call.points + i * call.n * 3,
+                              call.n, call.out + i * call.n);
+    });
   }
 };
 
-class LdifEvalGridGpu : public LdifEvalCpuBase {
+class LdifEvalGridGpu : public LdifEvalBase {
  public:
-  using LdifEvalCpuBase::LdifEvalCpuBase;
+  using LdifEvalBase::LdifEvalBase;
 
   void Compute(OpKernelContext* ctx) override {
-    PackedBatch packed;
-    OP_REQUIRES_OK(ctx, PackInputs(ctx, symmetry_count_, hidden_width_, &packed));
-    GridSpec g;
-    OP_REQUIRES_OK(ctx, ReadGridSpec(ctx, &g));
-    OP_REQUIRES(ctx, hidden_width_ <= kMaxPointwiseWidth || ctx->input(4).dim_size(2) == 0,
-                InvalidArgument("the GPU kernel supports hidden widths up to ", kMaxPointwiseWidth));
-    const int64_t b = ctx->input(0).dim_size(0);
-    const int64_t n = g.nx * g.ny * g.nz;
-    Tensor* values = nullptr;
-    OP_REQUIRES_OK(ctx, ctx->allocate_output(0, TensorShape({b, g.nz, g.ny, g.nx}), &values));
-    if (n == 0) return;
-    Tensor device_blocks;
-    std::vector<int64_t> offsets;
-    void* stream = nullptr;
-    OP_REQUIRES_OK(ctx, StageOnDevice(ctx, packed, &device_blocks, &offsets, &stream));
-    for (int64_t i = 0; i < b; ++i) {
-      const std::string err = LaunchEvalGrid(stream, packed.layouts[i],
-                                             device_blocks.flat<float>().data() + offsets[i], g,
-                                             values->flat<float>().data() + i * n);
-      OP_REQUIRES(ctx, err.empty(), ::tensorflow::errors::Internal("LDIF evaluation op: ", err));
-    }
-    const std::string err = SynchronizeStream(stream);
-    OP_REQUIRES(ctx, err.empty(), ::tensorflow::errors::Internal("LDIF evaluation op: ", err));
+    GridCall call;
+    OP_REQUIRES_OK(ctx, PrepareGrid(ctx, &call));
+    OP_REQUIRES_OK(ctx, CheckGpuWidth(ctx, hidden_width_));
+    if (call.n == 0) return;
+    RunOnGpu(ctx, call.packed, [&call](void* stream, int64_t i, const float* device_block) {
+      return LaunchEvalGrid(stream, call.packed.layouts[i], device_block, call.grid, call.out + i * call.n);
+    });
   }
 };
 

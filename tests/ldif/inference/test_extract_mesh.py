@@ -8,15 +8,6 @@ from skimage import measure
 
 from ldif.inference import extract_mesh as em
 from ldif.ops import evaluate
-from ldif.ops import loader
-
-
-@pytest.fixture(scope='module')
-def op():
-  module, reason = loader.ensure_op()
-  if module is None:
-    pytest.skip(f'the LDIF evaluation op is not available: {reason}')
-  return module
 
 
 def _same_vertices(a, b):
@@ -42,8 +33,8 @@ def test_sphere_from_a_callable():
   def sphere(points):
     return np.linalg.norm(points, axis=-1) - 0.3 + em.LEVEL_SET
 
-  dense = em.extract_mesh(sphere, 64, coarse_to_fine=False, positions='centered')
-  fine = em.extract_mesh(sphere, 64, positions='centered')
+  dense = em.extract_mesh(sphere, 64, coarse_to_fine=False, positions='aligned')
+  fine = em.extract_mesh(sphere, 64, positions='aligned')
   radii = np.linalg.norm(dense.vertices, axis=-1)
   assert dense.had_crossing and abs(radii.mean() - 0.3) < 2e-3 and np.abs(radii - 0.3).max() < 0.01
   assert _same_vertices(dense.vertices, fine.vertices) == 0.0
@@ -51,13 +42,13 @@ def test_sphere_from_a_callable():
   assert fine.evaluations < 0.3 * dense.evaluations
   empty = em.extract_mesh(lambda p: np.ones(len(p)), 128)  # only the 33^3 coarse lattice is evaluated
   assert not empty.had_crossing and empty.evaluations == 33 ** 3
-  tiny = em.extract_mesh(sphere, 16, positions='centered')  # too small to go coarse-to-fine: dense
+  tiny = em.extract_mesh(sphere, 16, positions='aligned')  # too small to go coarse-to-fine: dense
   assert tiny.had_crossing and tiny.evaluations == 16 ** 3
 
 
 @pytest.mark.parametrize('name', ['test-ldif.txt', 'test-sif.txt'])
-def test_coarse_to_fine_equals_dense_on_references(op, reference_dir, name):
-  del op
+def test_coarse_to_fine_equals_dense_on_references(ldif_eval_op, reference_dir, name):
+  del ldif_eval_op
   ref = reference_dir / 'ldif2mesh'
   model = evaluate.EvalModel.from_files(ref / name, ref / 'extracted.occnet')
   dense = em.extract_mesh(model, 128, coarse_to_fine=False)
@@ -72,9 +63,9 @@ def test_coarse_to_fine_equals_dense_on_references(op, reference_dir, name):
   assert _same_vertices(vertices, dense.vertices) == 0.0
 
 
-def test_other_sources_and_pure_tf(op, reference_dir):
+def test_other_sources_and_pure_tf(ldif_eval_op, reference_dir):
   """SifFile and pure-TF sources give the same mesh as the op on an EvalModel."""
-  del op
+  del ldif_eval_op
   from ldif.representation import sif_file  # pylint: disable=g-import-not-at-top
   ref = reference_dir / 'ldif2mesh'
   sif = sif_file.read_sif_txt(ref / 'test-ldif.txt')
@@ -86,8 +77,8 @@ def test_other_sources_and_pure_tf(op, reference_dir):
 
 
 @pytest.mark.slow
-def test_coarse_to_fine_equals_dense_at_256(op, reference_dir):
-  del op
+def test_coarse_to_fine_equals_dense_at_256(ldif_eval_op, reference_dir):
+  del ldif_eval_op
   ref = reference_dir / 'ldif2mesh'
   model = evaluate.EvalModel.from_files(ref / 'test-ldif.txt', ref / 'extracted.occnet')
   dense = em.extract_mesh(model, 256, coarse_to_fine=False)

@@ -19,20 +19,12 @@ from ldif.representation import sif_file
 PROJECT_ROOT = loader.PACKAGE_DIR.parents[1]
 
 
-@pytest.fixture(scope='module')
-def op():
-  module, reason = loader.ensure_op()
-  if module is None:
-    pytest.skip(f'the LDIF evaluation op is not available: {reason}')
-  return module
-
-
 @pytest.mark.parametrize('name', ['test-ldif', 'test-sif'])
-def test_conformance_with_reference_meshes(op, reference_dir, tmp_path, name):
+def test_conformance_with_reference_meshes(ldif_eval_op, reference_dir, tmp_path, name):
   """At resolution 128, every vertex of the original's kernel + GAPS grd2msh output (grid-index coordinates)
   is
   within 0.01 voxel of ours and vice versa (reference §9: 1.2e-3 / 2.7e-4 voxel expected)."""
-  del op
+  del ldif_eval_op
   ref = reference_dir / 'ldif2mesh'
   grd = tmp_path / f'{name}.grd'
   ply = tmp_path / f'{name}.ply'
@@ -48,9 +40,9 @@ def test_conformance_with_reference_meshes(op, reference_dir, tmp_path, name):
   assert len(ours) > 10000
 
 
-def test_grd_header_and_kernel_vs_pure_tf(op, reference_dir, tmp_path):
+def test_grd_header_and_kernel_vs_pure_tf(ldif_eval_op, reference_dir, tmp_path):
   """The .grd has the original's header (R, R, R, identity matrix); kernel and pure-TF paths agree to 1e-5."""
-  del op
+  del ldif_eval_op
   ref = reference_dir / 'ldif2mesh'
   outputs = {}
   for flag in ('--use_inference_kernel', '--nouse_inference_kernel'):
@@ -68,9 +60,9 @@ def test_grd_header_and_kernel_vs_pure_tf(op, reference_dir, tmp_path):
   assert outputs['--use_inference_kernel'].min() < -0.07 < outputs['--use_inference_kernel'].max()
 
 
-def test_module_entry_point(op, reference_dir, tmp_path):
+def test_module_entry_point(ldif_eval_op, reference_dir, tmp_path):
   """`python -m ldif.inference.ldif2mesh` runs as a program (SIF: the .occnet path is not read)."""
-  del op
+  del ldif_eval_op
   out = tmp_path / 'sif.grd'
   env = dict(os.environ, PYTHONPATH=str(PROJECT_ROOT), TF_CPP_MIN_LOG_LEVEL='2')
   proc = subprocess.run([sys.executable, '-m', 'ldif.inference.ldif2mesh',

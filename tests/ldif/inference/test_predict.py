@@ -7,20 +7,9 @@ import tensorflow as tf
 from ldif.inference import predict
 from ldif.representation import numpy_twin
 from ldif.representation import structured_implicit_function as sif_lib
+from testutil import random_occnet_weights
 
 LEVEL = -0.07
-
-
-def random_occnet_weights(rng, latent_size=32, width=32):
-  weights = {}
-  for name, shape in sif_lib.occnet_weight_shapes(latent_size, width).items():
-    if name.endswith('running_mean'):
-      weights[name] = rng.normal(0.0, 0.1, size=shape).astype(np.float32)
-    elif name.endswith('running_variance'):
-      weights[name] = rng.uniform(0.05, 0.5, size=shape).astype(np.float32)
-    else:
-      weights[name] = rng.normal(0.0, 0.3, size=shape).astype(np.float32)
-  return weights
 
 
 def sphere_decoder(variance=0.01, center=(0.0, 0.0, 0.0), chunk_size=None):

@@ -23,14 +23,6 @@ from ldif.representation import sif_file
 TOL = 1e-5
 
 
-@pytest.fixture(scope='module')
-def op():
-  module, reason = loader.ensure_op()
-  if module is None:
-    pytest.skip(f'the LDIF evaluation op is not available: {reason}')
-  return module
-
-
 def random_weights(rng, width, latent_size):
   """Random OccNet weights of plausible magnitude (fan-in scaled kernels, positive running variances)."""
   flat = []
@@ -81,8 +73,8 @@ def numpy_values(model, points):
   return si.implicit_values(points, model.decoder_weights, rbf_threshold=evaluate.RBF_THRESHOLD)[..., 0]
 
 
-def test_reference_files_op_tf_numpy_agree(op, reference_dir, rng):
-  del op
+def test_reference_files_op_tf_numpy_agree(ldif_eval_op, reference_dir, rng):
+  del ldif_eval_op
   for name in ('test-ldif.txt', 'test-sif.txt'):
     model = evaluate.EvalModel.from_files(reference_dir / 'ldif2mesh' / name,
                                           reference_dir / 'ldif2mesh' / 'extracted.occnet')
@@ -98,8 +90,8 @@ def test_reference_files_op_tf_numpy_agree(op, reference_dir, rng):
     assert (tiled < -0.07).any() and (tiled > -0.07).any()
 
 
-def test_reference_kernel_grid_op_vs_tf(op, reference_dir):
-  del op
+def test_reference_kernel_grid_op_vs_tf(ldif_eval_op, reference_dir):
+  del ldif_eval_op
   model = evaluate.EvalModel.from_files(reference_dir / 'ldif2mesh' / 'test-ldif.txt',
                                         reference_dir / 'ldif2mesh' / 'extracted.occnet')
   grid_op = evaluate.evaluate_kernel_grid(model, 24, use_op=True)
@@ -121,8 +113,8 @@ def test_reference_kernel_grid_op_vs_tf(op, reference_dir):
     (40, 32, 32, 0, 1),   # more elements than the original's limit of 32, no symmetry
     (3, 3, 40, 1, 1),     # width beyond 32
 ])
-def test_random_ldifs_agree(op, rng, elements, latent_size, width, symmetry_count, batch):
-  del op
+def test_random_ldifs_agree(ldif_eval_op, rng, elements, latent_size, width, symmetry_count, batch):
+  del ldif_eval_op
   model = random_model(rng, batch=batch, elements=elements, latent_size=latent_size, width=width,
                        symmetry_count=symmetry_count)
   points = sample_points(rng, model, 1500)
@@ -139,8 +131,8 @@ def test_random_ldifs_agree(op, rng, elements, latent_size, width, symmetry_coun
 
 
 @pytest.mark.parametrize('radius_type,symmetry_count', [('cov', 0), ('cov', 4), ('aa', 2)])
-def test_random_sifs_agree(op, rng, radius_type, symmetry_count):
-  del op
+def test_random_sifs_agree(ldif_eval_op, rng, radius_type, symmetry_count):
+  del ldif_eval_op
   model = random_model(rng, batch=2, elements=9, symmetry_count=symmetry_count, radius_type=radius_type)
   points = sample_points(rng, model, 2000)
   tiled = evaluate.evaluate_points(model, points, use_op=True)
@@ -153,9 +145,9 @@ def test_random_sifs_agree(op, rng, radius_type, symmetry_count):
   assert np.all(far == 0.0)
 
 
-def test_threshold_rule_drops_small_weights(op):
+def test_threshold_rule_drops_small_weights(ldif_eval_op):
   """One element: the value is c w (1 + O) where w > 1e-4 and exactly 0 beyond, unlike the TF semantics."""
-  del op
+  del ldif_eval_op
   rng = np.random.default_rng(7)
   model = evaluate.EvalModel(constants=[[-0.5]], centers=[[[0.0, 0.0, 0.0]]], radii=[[[0.01, 0.01, 0.01]]],
                              radius_type='aa', symmetry_count=0, latents=[[[0.3, -0.2]]],
@@ -172,8 +164,8 @@ def test_threshold_rule_drops_small_weights(op):
   np.testing.assert_allclose(values[:2], no_rule[:2], atol=1e-6)
 
 
-def test_grid_chunks_and_positions_are_exact(op, rng):
-  del op
+def test_grid_chunks_and_positions_are_exact(ldif_eval_op, rng):
+  del ldif_eval_op
   model = random_model(rng, elements=6, latent_size=4, width=32, symmetry_count=2)
   origin, spacing = evaluate.kernel_grid_spec(20)
   whole = evaluate.evaluate_grid(model, origin, spacing, (20, 18, 16), use_op=True)
@@ -192,7 +184,7 @@ def _raw_inputs(model):
   return [model.constants, model.centers, model.variances(), model.rotations(), model.latents, decoder]
 
 
-def test_op_reports_bad_input_without_crashing(op, rng):
+def test_op_reports_bad_input_without_crashing(ldif_eval_op, rng):
   model = random_model(rng, elements=4, latent_size=3, width=8, symmetry_count=1)
   good = _raw_inputs(model)
   points = np.zeros([1, 5, 3], np.float32)
@@ -200,8 +192,8 @@ def test_op_reports_bad_input_without_crashing(op, rng):
   def call(inputs, pts=points, **attrs):
     kwargs = dict(symmetry_count=1, hidden_width=8)
     kwargs.update(attrs)
-    return op.ldif_eval_points(*[tf.constant(np.asarray(x, np.float32)) for x in inputs], tf.constant(pts),
-                               **kwargs)
+    return ldif_eval_op.ldif_eval_points(*[tf.constant(np.asarray(x, np.float32)) for x in inputs],
+                                         tf.constant(pts), **kwargs)
 
   call(good)  # sanity: good input works
   cases = []
@@ -229,8 +221,8 @@ def test_op_reports_bad_input_without_crashing(op, rng):
     call(good, pts=np.zeros([1, 5, 2], np.float32))
   grid_inputs = [tf.constant(np.asarray(x, np.float32)) for x in good]
   with pytest.raises((tf.errors.InvalidArgumentError, ValueError), match='non-negative'):
-    op.ldif_eval_grid(*grid_inputs, tf.zeros([3]), tf.ones([3]), tf.constant([2, -1, 2]), tf.constant(0),
-                      symmetry_count=1, hidden_width=8)
+    ldif_eval_op.ldif_eval_grid(*grid_inputs, tf.zeros([3]), tf.ones([3]), tf.constant([2, -1, 2]),
+                                tf.constant(0), symmetry_count=1, hidden_width=8)
 
 
 def test_eval_model_validation_errors(rng):
@@ -261,8 +253,8 @@ def test_iso_models_use_pure_tf(rng):
     evaluate.evaluate_points(model, points, use_op=True)
 
 
-def test_loader_can_be_disabled(op, monkeypatch):
-  del op
+def test_loader_can_be_disabled(ldif_eval_op, monkeypatch):
+  del ldif_eval_op
   monkeypatch.setenv('LDIF_DISABLE_OP', '1')
   try:
     assert loader.load_op(reload=True) is None
@@ -274,9 +266,9 @@ def test_loader_can_be_disabled(op, monkeypatch):
   assert evaluate.path_in_use() == 'op'
 
 
-def test_standalone_cpu_harness_matches_op(op, reference_dir, tmp_path):
+def test_standalone_cpu_harness_matches_op(ldif_eval_op, reference_dir, tmp_path):
   """The TF-free driver (same CPU code) writes the kernel's .grd: identity matrix, same values as the op."""
-  del op
+  del ldif_eval_op
   if shutil.which('g++') is None:
     pytest.skip('g++ is not installed, so the standalone harness cannot be built')
   exe = tmp_path / 'ldif2grd_cpu'

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from ldif.representation import sif_file
+from testutil import assert_read_error
 
 
 def _random_ldif(rng, e=5, l=4, sym=2):
@@ -137,20 +138,14 @@ def test_occnet_round_trip_other_sizes(tmp_path, rng):
     ('SIF\n1 0 0\n-0.1 0 0 0 -0.1 0.1 0.1 0 0 0 0\n', 'negative radius'),
 ])
 def test_txt_errors_name_file_and_problem(tmp_path, text, match):
-  path = tmp_path / 'bad.txt'
-  path.write_text(text)
-  with pytest.raises(ValueError, match=match) as info:
-    sif_file.read_sif_txt(path)
-  assert str(path) in str(info.value)
+  assert_read_error(sif_file.read_sif_txt, tmp_path / 'bad.txt', match, text)
 
 
 def test_txt_all_flagged_and_missing_file(tmp_path):
   path = tmp_path / 'sym.txt'
   path.write_text('SIF\n2 0 0\n-0.1 0 0 0 0.1 0.1 0.1 0 0 0 1\n-0.1 0 0 0 0.1 0.1 0.1 0 0 0 1\n')
   assert sif_file.read_sif_txt(path).symmetry_count == 2
-  with pytest.raises(ValueError, match='cannot read') as info:
-    sif_file.read_sif_txt(tmp_path / 'absent.txt')
-  assert 'absent.txt' in str(info.value)
+  assert_read_error(sif_file.read_sif_txt, tmp_path / 'absent.txt', 'cannot read')
 
 
 def test_occnet_errors(tmp_path, rng):
@@ -167,11 +162,7 @@ def test_occnet_errors(tmp_path, rng):
       'nan.occnet': (raw[:-4] + struct.pack('<f', np.nan), 'NaN'),
   }
   for name, (data, match) in cases.items():
-    path = tmp_path / name
-    path.write_bytes(data)
-    with pytest.raises(ValueError, match=match) as info:
-      sif_file.read_occnet(path)
-    assert name in str(info.value)
+    assert_read_error(sif_file.read_occnet, tmp_path / name, match, data)
   with pytest.raises(ValueError, match='latent size 32'):
     sif_file.read_occnet(good, latent_size=32)
   bad = dict(weights)

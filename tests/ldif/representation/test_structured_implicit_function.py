@@ -6,22 +6,11 @@ import tensorflow as tf
 
 from ldif.representation import numpy_twin
 from ldif.representation import structured_implicit_function as sif
+from testutil import random_occnet_weights
 
 
 def random_activations(rng, batch, elements, radius_type):
   return rng.normal(size=(batch, elements, sif.explicit_element_dim(radius_type))).astype(np.float32)
-
-
-def random_occnet_weights(rng, latent_size=32, width=32):
-  weights = {}
-  for name, shape in sif.occnet_weight_shapes(latent_size, width).items():
-    if name.endswith('running_mean'):
-      weights[name] = rng.normal(0.0, 0.1, size=shape).astype(np.float32)
-    elif name.endswith('running_variance'):
-      weights[name] = rng.uniform(0.05, 0.5, size=shape).astype(np.float32)
-    else:
-      weights[name] = rng.normal(0.0, 0.3, size=shape).astype(np.float32)
-  return weights
 
 
 @pytest.mark.parametrize('radius_type', ['iso', 'aa', 'cov'])

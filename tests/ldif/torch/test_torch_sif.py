@@ -106,13 +106,10 @@ def test_matches_numpy_twin_sif_and_ldif(reference_dir):
     sif.Sif.from_file(ref / 'test-ldif.txt')
 
 
-def test_matches_the_op(reference_dir):
+def test_matches_the_op(reference_dir, ldif_eval_op):
   """torch (kernel rule) == the C++ op on the reference LDIF, when the op is available."""
+  del ldif_eval_op
   from ldif.ops import evaluate  # pylint: disable=g-import-not-at-top
-  from ldif.ops import loader  # pylint: disable=g-import-not-at-top
-  module, reason = loader.ensure_op()
-  if module is None:
-    pytest.skip(f'the LDIF evaluation op is not available: {reason}')
   ref = reference_dir / 'ldif2mesh'
   points = np.random.default_rng(2).uniform(-0.5, 0.5, [4000, 3]).astype(np.float32)
   model = evaluate.EvalModel.from_files(ref / 'test-ldif.txt', ref / 'extracted.occnet')
