@@ -7,6 +7,13 @@ Port of the grid evaluation of the original's `inference/predict.py` (`Decoder._
   RBF weights <= 1e-4 are skipped (LDIF: per element; SIF: a pass counts only where one of its weights exceeds
   1e-4), as the kernel does (reference §10.3).
 
+The rule is discontinuous (a skipped term is about 1e-4 |c| |1 + O|), so float32 rounding, which differs between
+TF, C++ and CUDA, could decide `w > 1e-4` differently near the threshold. The original decided it in float32 on
+the GPU; here the decision is made in float64 so that every path agrees: w > 1e-4 <=> q < RBF_CUTOFF =
+-2 ln(1e-4), with q = d^T Sigma^-1 d computed in float64 from the float32 parameters (centres, variances, Euler
+angles; Sigma^-1 = R diag(1/(v + 1e-8)) R^T) and the float32 sample position (x~ for pass B). The values are
+computed in float32 as before.
+
 Both paths compute this: the op (`ldif.ops.loader`, C++/CUDA) and the pure-TensorFlow path, which is
 `StructuredImplicit.implicit_values(..., rbf_threshold=1e-4)` with `occnet_decode` evaluated in chunks of
 points.
@@ -21,6 +28,7 @@ Typical use::
 """
 
 import dataclasses
+import math
 from typing import Optional
 
 import numpy as np
@@ -31,6 +39,9 @@ from ldif.util import log
 
 RBF_THRESHOLD = 1e-4
 """The kernel's rule: RBF weights at or below this are skipped (reference §7.4)."""
+
+RBF_CUTOFF = -2.0 * math.log(RBF_THRESHOLD)
+"""18.420680743952364: an element counts where its float64 q = -2 ln w is below this (the C++ kRbfCutoff)."""
 
 DEFAULT_EXTENT = 0.75
 """Half-width of the mesh-extraction box (reference §7.3)."""

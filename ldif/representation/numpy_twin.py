@@ -6,6 +6,7 @@ tested against. Same formulas, shapes and conventions as `ldif.representation.st
 """
 
 import dataclasses
+import math
 
 import numpy as np
 
@@ -56,6 +57,24 @@ def rbf_weights(diffs, radii, radius_type):
     return np.exp(np.sum(diffs**2 / scale, axis=-1))
   if radius_type == 'iso':
     return np.exp(-0.5 * np.sum(diffs**2, axis=-1) / np.maximum(ISO_MIN_VARIANCE, radii))
+  raise ValueError(f"Unknown radius type {radius_type!r}")
+
+
+def rbf_quadratic_forms64(diffs, radii, radius_type):
+  """q = -2 ln w in float64 (twin of the TF `rbf_quadratic_forms64`): diffs [B, E, N, 3], radii [B, E, R] ->
+  [B, E, N]. The kernel's `w > threshold` is decided as q < -2 ln(threshold) on this q (the original decided
+  it in float32 on the GPU; here it is decided in float64 so that every path agrees)."""
+  diffs = np.asarray(diffs, dtype=np.float64)
+  radii = np.asarray(radii, dtype=np.float64)
+  if radius_type == 'cov':
+    rot = rotation_matrices(radii[..., 3:6])
+    inv_cov = np.einsum('beij,bej,bekj->beik', rot, 1.0 / (radii[..., :3] + COV_EPS), rot)
+    return np.einsum('beni,beij,benj->ben', diffs, inv_cov, diffs)
+  if radius_type == 'aa':
+    scale = np.minimum(-2.0 * radii[:, :, None, :], -COV_EPS)
+    return -2.0 * np.sum(diffs**2 / scale, axis=-1)
+  if radius_type == 'iso':
+    return np.sum(diffs**2, axis=-1) / np.maximum(ISO_MIN_VARIANCE, radii)
   raise ValueError(f"Unknown radius type {radius_type!r}")
 
 
@@ -184,6 +203,13 @@ class StructuredImplicitNp:
     diffs = self._effective_points(points) - self.tile_for_symmetry(self.centers)[:, :, None]
     return rbf_weights(diffs, self.tile_for_symmetry(self.radii), self.radius_type)
 
+  def rbf_active(self, points, rbf_threshold):
+    """bool [B, E', N]: weight > rbf_threshold, decided as q < -2 ln(rbf_threshold) with the float64
+    `rbf_quadratic_forms64` (twin of `StructuredImplicit.rbf_active`, the rule of the op's kernels)."""
+    diffs = self._effective_points(points) - self.tile_for_symmetry(self.centers)[:, :, None]
+    q = rbf_quadratic_forms64(diffs, self.tile_for_symmetry(self.radii), self.radius_type)
+    return q < -2.0 * math.log(rbf_threshold)
+
   def local_points(self, points):
     """[B, N, 3] -> [B, E', N, 3]."""
     w2l = self.tiled_world2local()
@@ -191,7 +217,11 @@ class StructuredImplicitNp:
     return np.einsum('beij,bnj->beni', w2l[..., :3, :3], p) + w2l[:, :, None, :3, 3]
 
   def implicit_values(self, points, occnet_weights=None, rbf_threshold=None):
-    """F at the samples: [B, N, 3] -> [B, N, 1]; LDIFs need `occnet_weights` (the pinned weights dict)."""
+    """F at the samples: [B, N, 3] -> [B, N, 1]; LDIFs need `occnet_weights` (the pinned weights dict).
+
+    rbf_threshold: None (every element counts) or the ldif2mesh kernel's rule (see the TF twin), with
+    `weight > threshold` decided by `rbf_active`.
+    """
     weights = self.rbf_influence(points)
     terms = self.tile_for_symmetry(self.constants) * weights
     if self.latents is not None:
@@ -200,7 +230,7 @@ class StructuredImplicitNp:
       residuals = occnet_decode(occnet_weights, self.tile_for_symmetry(self.latents), self.local_points(points))
       terms = terms * (1.0 + residuals[..., 0])
     if rbf_threshold is not None:
-      active = weights > rbf_threshold
+      active = self.rbf_active(points, rbf_threshold)
       if self.latents is None:
         e = self.element_count
         active = np.concatenate([

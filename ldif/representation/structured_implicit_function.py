@@ -19,6 +19,7 @@ The packed vector stores variances (sigma^2); the `.txt` files store sigma.
 """
 
 import dataclasses
+import math
 
 import numpy as np
 import tensorflow as tf
@@ -111,6 +112,40 @@ def rbf_weights(diffs, radii, radius_type):
   if radius_type == 'iso':
     variance = tf.maximum(ISO_MIN_VARIANCE, radii)  # [B, E, 1]
     return tf.exp(-0.5 * tf.reduce_sum(tf.square(diffs), axis=-1) / variance)
+  raise ValueError(f"Unknown radius type {radius_type!r}; expected 'iso', 'aa' or 'cov'")
+
+
+def rbf_quadratic_forms64(diffs, radii, radius_type):
+  """q = -2 ln w of each element at sample offsets, in float64: what the kernel's 1e-4 rule decides on.
+
+  w > threshold is decided as q < -2 ln(threshold) with q from this function (see
+  `StructuredImplicit.rbf_active`). The original decided `w > 1e-4` in float32 on the GPU; here the decision
+  is made in float64 so that every path (the op's CPU and CUDA kernels, this pure-TF path, the numpy twin,
+  torch sif.py) agrees. The same quadratic forms as `rbf_weights`:
+    'cov': d^T R diag(1/(v + 1e-8)) R^T d;  'aa': -2 sum_k d_k^2 / min(-2 v_k, -1e-8);
+    'iso': |d|^2 / max(1e-4, v).
+
+  Args:
+    diffs: float64 [B, E, N, 3]; sample minus element center (formed in float64 from the float32 sample and
+      center), gaps frame.
+    radii: [B, E, R] (float32 parameters; cast to float64 here).
+    radius_type: 'iso', 'aa' or 'cov'.
+
+  Returns:
+    float64 [B, E, N], >= 0.
+  """
+  radii = tf.cast(radii, tf.float64)
+  if radius_type == 'cov':
+    rotation = rotation_matrices(radii[..., 3:6])  # [B, E, 3, 3] float64
+    inv_diag = 1.0 / (radii[..., :3] + COV_EPS)
+    inv_cov = tf.matmul(rotation * inv_diag[..., tf.newaxis, :], rotation, transpose_b=True)
+    return tf.reduce_sum(tf.matmul(diffs, inv_cov) * diffs, axis=-1)
+  if radius_type == 'aa':
+    scale = tf.minimum(-2.0 * radii[..., tf.newaxis, :], -COV_EPS)
+    return -2.0 * tf.reduce_sum(tf.square(diffs) / scale, axis=-1)
+  if radius_type == 'iso':
+    variance = tf.maximum(tf.constant(ISO_MIN_VARIANCE, tf.float64), radii)  # [B, E, 1]
+    return tf.reduce_sum(tf.square(diffs), axis=-1) / variance
   raise ValueError(f"Unknown radius type {radius_type!r}; expected 'iso', 'aa' or 'cov'")
 
 
@@ -354,13 +389,18 @@ class StructuredImplicit:
     mirrored = w2l[:, :self.symmetry_count] * tf.constant([1.0, 1.0, -1.0, 1.0])
     return tf.concat([w2l, mirrored], axis=1)
 
-  def _effective_diffs(self, points):
-    """Sample offsets x_i - mu_i for every effective element: [B, N, 3] -> [B, E', N, 3]."""
+  def _effective_diffs(self, points, dtype=tf.float32):
+    """Sample offsets x_i - mu_i for every effective element: [B, N, 3] -> [B, E', N, 3].
+
+    The float32 points (reflected for the mirror copies) and centers are cast to `dtype` before subtracting.
+    """
     points = tf.convert_to_tensor(points, dtype=tf.float32)
-    diffs = points[:, tf.newaxis] - self.centers[:, :, tf.newaxis]
+    centers = tf.cast(self.centers, dtype)
+    diffs = tf.cast(points, dtype)[:, tf.newaxis] - centers[:, :, tf.newaxis]
     if not self.symmetry_count:
       return diffs
-    mirrored = reflect_z(points)[:, tf.newaxis] - self.centers[:, :self.symmetry_count, tf.newaxis]
+    mirrored = tf.cast(reflect_z(points), dtype)[:, tf.newaxis]
+    mirrored = mirrored - centers[:, :self.symmetry_count, tf.newaxis]
     return tf.concat([diffs, mirrored], axis=1)
 
   def rbf_influence(self, points):
@@ -373,6 +413,26 @@ class StructuredImplicit:
       float32 [B, E', N].
     """
     return rbf_weights(self._effective_diffs(points), self.tile_for_symmetry(self.radii), self.radius_type)
+
+  def rbf_active(self, points, rbf_threshold):
+    """Whether each effective element's RBF weight exceeds `rbf_threshold` (the ldif2mesh kernel's test).
+
+    Decided as q < -2 ln(rbf_threshold) with q = -2 ln w computed in float64 (`rbf_quadratic_forms64`) from
+    the float32 parameters and samples. The original decided `w > 1e-4` in float32 on the GPU; here the
+    decision is made in float64 so that every path agrees (float32 rounding, which differs between TF, C++ and
+    CUDA, cannot flip it). No gradient flows through the result.
+
+    Args:
+      points: float32 [B, N, 3], gaps frame.
+      rbf_threshold: the weight threshold (1e-4 in the kernel), > 0.
+
+    Returns:
+      bool [B, E', N].
+    """
+    cutoff = -2.0 * math.log(rbf_threshold)
+    q = rbf_quadratic_forms64(self._effective_diffs(tf.stop_gradient(points), tf.float64),
+                              tf.stop_gradient(self.tile_for_symmetry(self.radii)), self.radius_type)
+    return q < cutoff
 
   def local_points(self, points):
     """Samples in every effective element's local frame: [B, N, 3] -> [B, E', N, 3] (mirror copies see x~)."""
@@ -390,6 +450,7 @@ class StructuredImplicit:
       rbf_threshold: None (the TF training/inference semantics: every element counts), or the ldif2mesh CUDA
         kernel's rule (reference §7.4, threshold 1e-4): for LDIFs only elements with weight > threshold count; for
         SIFs the real elements count only where any of them exceeds the threshold, and likewise the mirror copies.
+        `weight > threshold` is decided in float64 (`rbf_active`), as the op does; values stay float32.
 
     Returns:
       float32 [B, N, 1].
@@ -406,7 +467,7 @@ class StructuredImplicit:
       residuals = decoder(self.tile_for_symmetry(self.latents), self.local_points(points))
       terms = terms * (1.0 + residuals[..., 0])
     if rbf_threshold is not None:
-      active = weights > rbf_threshold
+      active = self.rbf_active(points, rbf_threshold)
       if self.latents is None:
         e = self.element_count
         real_any = tf.reduce_any(active[:, :e], axis=1, keepdims=True)

@@ -16,6 +16,7 @@ value: F < -0.07 is inside.
     values = shape.eval(torch.rand(1000, 3, device='cuda') - 0.5)        # [1000]
 """
 
+import math
 import struct
 
 import numpy as np
@@ -369,6 +370,25 @@ class Sif(object):
       tiled = torch.cat([tiled, mirrored], dim=1)
     return tiled
 
+  def _rbf_active(self, samples, rbf_threshold):
+    """[bs, S, 3] -> bool [bs, E', S]: whether each RBF weight exceeds rbf_threshold.
+
+    The ldif2mesh kernel's test `w > 1e-4`, decided as q < -2 ln(rbf_threshold) with q = d^T Sigma^-1 d
+    computed in float64 from the (float32) parameters and samples. The original decided it in float32 on the
+    GPU; here the decision is made in float64 so that every path (this file, the LDIF project's op and its
+    TF/numpy evaluators) agrees. Not differentiable (a mask).
+    """
+    with torch.no_grad():
+      f64 = torch.float64
+      centers = _tile_for_symgroups(self._centers, self.symmetry_count).to(f64)
+      radii = _tile_for_symgroups(self._radii, self.symmetry_count).to(f64)
+      rotation = roll_pitch_yaw_to_rotation_matrices(
+          _tile_for_symgroups(self._rotations, self.symmetry_count).to(f64))
+      inv_cov = torch.matmul(rotation * (1.0 / (radii + _DIV_EPS)).unsqueeze(-2), rotation.transpose(-2, -1))
+      diff = self._effective_samples(samples.detach()).to(f64) - centers.unsqueeze(-2)
+      q = (torch.matmul(diff, inv_cov) * diff).sum(dim=-1)
+      return q < -2.0 * math.log(rbf_threshold)
+
   def _rbf(self, samples):
     """[bs, S, 3] -> [bs, E', S] (reference §4.3, cov form)."""
     centers = _tile_for_symgroups(self._centers, self.symmetry_count)
@@ -411,8 +431,8 @@ class Sif(object):
       samples: [S, 3] (shared by the batch) or [bs, S, 3], gaps frame.
       rbf_threshold: None (every element counts: the TF/torch semantics), or the ldif2mesh kernel's rule with
         threshold 1e-4 (`KERNEL_RBF_THRESHOLD`): LDIF elements count where their weight exceeds it; SIF
-        elements
-        (and separately their mirror copies) count where any of them exceeds it.
+        elements (and separately their mirror copies) count where any of them exceeds it. `weight >
+        threshold` is decided in float64 (see `_rbf_active`); the values keep the Sif's dtype.
 
     Returns:
       [S] (bs = 1, as the original) or [bs, S].
@@ -425,7 +445,7 @@ class Sif(object):
       latents = _tile_for_symgroups(self._latents, self.symmetry_count)
       terms = terms * (1.0 + self.decoder(latents, self.local_points(samples)))
     if rbf_threshold is not None:
-      active = weights > rbf_threshold
+      active = self._rbf_active(samples, rbf_threshold)
       if self._latents is None:
         e = self.element_count
         real = active[:, :e].any(dim=1, keepdim=True).expand(-1, e, -1)

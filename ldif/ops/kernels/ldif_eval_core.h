@@ -8,6 +8,14 @@
 //   w_i(x) = exp(-1/2 d^T Sigma_i^-1 d), d = x - mu_i, Sigma_i^-1 = R diag(1/(v + 1e-8)) R^T,
 //   R = Rz(yaw) Ry(pitch) Rx(roll); W2L_i x = diag(1/(sqrt(v + 1e-8) + 1e-8)) R^T d;
 //   O_i = the OccNet decoder (§5.6) with the element's conditional-batch-norm betas/gammas precomputed.
+// The threshold rule is discontinuous (a skipped term is about 1e-4 |c| |1 + O|), so any rounding difference
+// in w near 1e-4 can flip it. The original decided `w > 1e-4` in float32 on the GPU; here the decision is
+// made in float64 so that every path (this pointwise code on the CPU and under CUDA, the vectorised CPU code,
+// the pure-TF fallback, the numpy twin, torch sif.py) agrees: w_i > 1e-4 is decided as
+//   q_i < 2 ln(1e4),  q_i = d^T Sigma_i^-1 d  in double,
+// with d = x - mu_i from the float32 sample position (x~ for pass B) and centre, and Sigma_i^-1 built in
+// double from the float32 variances and angles (`RbfQuadraticForm64`). The values themselves (w, W2L x, O)
+// are computed in float32 as before.
 // Unlike the original, any element count E, latent size L and hidden width W are supported, and the
 // shared-memory over-read of the original's "any" reduction (reference §10.4) does not exist here.
 //
@@ -18,6 +26,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <string>
 #include <vector>
 
@@ -29,9 +38,13 @@
 
 namespace ldif_ops {
 
-// RBF weights at or below this value are skipped, as in the original kernel.
+// RBF weights at or below this value are skipped, as in the original kernel (decided via kRbfCutoff).
 constexpr float kRbfThreshold = 1e-4f;
-// Squared Mahalanobis distance beyond which exp(-d/2) < 1e-4 for certain (2 ln(1e4) = 18.4207, padded).
+// The threshold rule as a bound on the float64 squared Mahalanobis distance q: w > 1e-4 <=> q < kRbfCutoff.
+// -2 ln(1e-4) exactly as Python's `-2.0 * math.log(1e-4)` rounds it (ldif.ops.evaluate.RBF_CUTOFF), so the
+// Python paths compare q with the very same double.
+constexpr double kRbfCutoff = 18.420680743952364;
+// Padded kRbfCutoff for the per-element bounding boxes (a culling hint, see PackModel).
 constexpr double kCullDistance = 18.5;
 // Largest decoder hidden width the pointwise (GPU) path supports (per-thread scratch of 2W floats).
 constexpr int kMaxPointwiseWidth = 256;
@@ -41,7 +54,8 @@ constexpr int kElemConstant = 0;   // c
 constexpr int kElemCenter = 1;     // mu (3)
 constexpr int kElemInvCov = 4;     // Sigma^-1 upper triangle: xx, xy, xz, yy, yz, zz (6)
 constexpr int kElemW2L = 10;       // S R^T, row-major 3x3 (9)
-constexpr int kElemStride = 20;    // 19 used, padded to 20
+constexpr int kElemInvCov64 = 20;  // Sigma^-1 upper triangle in double, bit patterns (6 doubles = 12 floats)
+constexpr int kElemStride = 32;    // 32 used
 
 // Offsets (in floats) of the parts of one packed model block. A block is the flat float array that every
 // kernel reads; `PackModel` builds it on the host.
@@ -183,20 +197,22 @@ inline ModelLayout PackModel(const RawModel& raw, std::vector<float>* block) {
       inv_var[k] = 1.0 / (v + 1e-8);
       scale[k] = 1.0 / (std::sqrt(v + 1e-8) + 1e-8);
     }
-    // Sigma^-1[a][b] = sum_k R[a][k] inv_var[k] R[b][k].
+    // Sigma^-1[a][b] = sum_k R[a][k] inv_var[k] R[b][k]; rounded to float for the weight, kept in double
+    // (bit patterns in two floats) for the threshold decision.
     const int pairs[6][2] = {{0, 0}, {0, 1}, {0, 2}, {1, 1}, {1, 2}, {2, 2}};
     for (int p = 0; p < 6; ++p) {
       double s = 0.0;
       for (int k = 0; k < 3; ++k) s += r[3 * pairs[p][0] + k] * inv_var[k] * r[3 * pairs[p][1] + k];
       rec[kElemInvCov + p] = static_cast<float>(s);
+      std::memcpy(rec + kElemInvCov64 + 2 * p, &s, sizeof(double));
     }
     // W2L = S R^T: row a is scale[a] * (column a of R).
     for (int a = 0; a < 3; ++a) {
       for (int c = 0; c < 3; ++c) rec[kElemW2L + 3 * a + c] = static_cast<float>(scale[a] * r[3 * c + a]);
     }
-    // w > 1e-4 needs d^T Sigma^-1 d < 2 ln(1e4) = 18.42; along axis a that ellipsoid reaches at most
-    // sqrt(18.42 * Sigma[a][a]) from mu, Sigma = R diag(v + 1e-8) R^T. Padded generously (a culling hint
-    // only).
+    // An element counts only where q = d^T Sigma^-1 d < kRbfCutoff = 18.42; along axis a that ellipsoid
+    // reaches at most sqrt(18.42 * Sigma[a][a]) from mu, Sigma = R diag(v + 1e-8) R^T. Padded generously (a
+    // culling hint only: every point outside the box has q > kCullDistance > kRbfCutoff).
     float* box = b + m.bounds + 6 * i;
     for (int a = 0; a < 3; ++a) {
       double cov = 0.0;
@@ -256,7 +272,58 @@ inline ModelLayout PackModel(const RawModel& raw, std::vector<float>* block) {
 
 // ---- pointwise evaluation (host and device) ----
 
-// RBF weight of the element record `rec` at (x, y, z).
+// a * b + c for the float64 threshold decision, fused (one rounding) wherever the hardware has an FMA (every
+// CUDA device; x86 hosts built with -march=native or -mfma). Explicit fusion makes q the same double on the
+// CPU (scalar or vectorised) and the GPU whatever the compiler's contraction flags; without an FMA unit the
+// compiler cannot fuse anything either, so all CPU paths of that build still agree bit for bit.
+LDIF_HD inline double MulAdd64(double a, double b, double c) {
+#if defined(__CUDA_ARCH__)
+  return fma(a, b, c);
+#elif defined(__FMA__)
+  return std::fma(a, b, c);
+#else
+  return a * b + c;
+#endif
+}
+
+// The double stored at rec[offset], rec[offset + 1] (no alignment needed).
+LDIF_HD inline double LoadDouble(const float* p) {
+#if defined(__CUDA_ARCH__)
+  return __hiloint2double(__float_as_int(p[1]), __float_as_int(p[0]));
+#else
+  double v;
+  std::memcpy(&v, p, sizeof(double));
+  return v;
+#endif
+}
+
+// Sigma^-1 (upper triangle xx, xy, xz, yy, yz, zz) of element record `rec`, in double.
+LDIF_HD inline void LoadInvCov64(const float* rec, double s[6]) {
+  for (int p = 0; p < 6; ++p) s[p] = LoadDouble(rec + kElemInvCov64 + 2 * p);
+}
+
+// q = d^T Sigma^-1 d in double for the offset d = (dx, dy, dz); one fixed sequence of FMAs (see MulAdd64),
+// shared by the pointwise and the vectorised CPU code so that their decisions are bit-identical.
+LDIF_HD inline double QuadraticForm64(const double s[6], double dx, double dy, double dz) {
+  const double tx = MulAdd64(s[2], dz, MulAdd64(s[1], dy, s[0] * dx));
+  const double ty = MulAdd64(s[4], dz, MulAdd64(s[3], dy, s[1] * dx));
+  const double tz = MulAdd64(s[5], dz, MulAdd64(s[4], dy, s[2] * dx));
+  return MulAdd64(dz, tz, MulAdd64(dy, ty, dx * tx));
+}
+
+// Whether element record `rec` counts at the float32 point (x, y, z) (the reflected point for pass B): the
+// kernel's `w > 1e-4` decided in float64 as q < kRbfCutoff (see the top of this file). The original decided
+// it in float32 on the GPU; deciding it in float64 makes every path agree.
+LDIF_HD inline bool RbfActive(const float* rec, float x, float y, float z) {
+  double s[6];
+  LoadInvCov64(rec, s);
+  const double dx = static_cast<double>(x) - static_cast<double>(rec[kElemCenter]);
+  const double dy = static_cast<double>(y) - static_cast<double>(rec[kElemCenter + 1]);
+  const double dz = static_cast<double>(z) - static_cast<double>(rec[kElemCenter + 2]);
+  return QuadraticForm64(s, dx, dy, dz) < kRbfCutoff;
+}
+
+// RBF weight (float32, the value used in F) of the element record `rec` at (x, y, z).
 LDIF_HD inline float RbfWeight(const float* rec, float x, float y, float z) {
   const float dx = x - rec[kElemCenter], dy = y - rec[kElemCenter + 1], dz = z - rec[kElemCenter + 2];
   const float* q = rec + kElemInvCov;
@@ -315,7 +382,8 @@ LDIF_HD inline float DecodeOne(const ModelLayout& m, const float* b, int element
   return o;
 }
 
-// One pass (A: all elements at p; B: the first symmetry_count elements at the reflected p).
+// One pass (A: all elements at p; B: the first symmetry_count elements at the reflected p); an element counts
+// where RbfActive (w > 1e-4 decided in float64).
 LDIF_HD inline float EvalPass(const ModelLayout& m, const float* b, int count, float x, float y, float z,
                               float* scratch) {
   const float* elements = b + m.elements;
@@ -325,7 +393,7 @@ LDIF_HD inline float EvalPass(const ModelLayout& m, const float* b, int count, f
     for (int i = 0; i < count; ++i) {
       const float* rec = elements + i * kElemStride;
       const float wgt = RbfWeight(rec, x, y, z);
-      any = any || wgt > kRbfThreshold;
+      any = any || RbfActive(rec, x, y, z);
       sum += rec[kElemConstant] * wgt;
     }
     return any ? sum : 0.0f;
@@ -333,8 +401,8 @@ LDIF_HD inline float EvalPass(const ModelLayout& m, const float* b, int count, f
   float sum = 0.0f;
   for (int i = 0; i < count; ++i) {
     const float* rec = elements + i * kElemStride;
+    if (!RbfActive(rec, x, y, z)) continue;
     const float wgt = RbfWeight(rec, x, y, z);
-    if (!(wgt > kRbfThreshold)) continue;
     float q[3];
     WorldToLocal(rec, x, y, z, q);
     const float o = DecodeOne(m, b, i, q, scratch, scratch + m.width);

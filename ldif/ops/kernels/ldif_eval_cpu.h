@@ -4,6 +4,8 @@
 // CPU: points are processed in tiles of up to kTile; per tile, elements whose weight box misses the tile are
 // skipped, RBF weights are computed for the rest, and for an LDIF the decoder runs as a small batched
 // matrix product over the tile's points with weight > 1e-4 (vectorised over the hidden width).
+// The `w > 1e-4` decision is the float64 rule of ldif_eval_core.h (q < kRbfCutoff, `QuadraticForm64`),
+// computed with the same expression as the pointwise code, so both make bit-identical decisions.
 // Single-threaded per call: callers split the work into ranges and run them on a thread pool.
 // No TensorFlow dependency (the CUDA harness uses it too).
 #ifndef LDIF_OPS_KERNELS_LDIF_EVAL_CPU_H_
@@ -27,6 +29,7 @@ struct TileScratch {
         h(static_cast<size_t>(kTile) * std::max(width, 1)) {}
   float x[kTile], y[kTile], z[kTile];
   float dist[kTile];
+  double q64[kTile];  // float64 squared Mahalanobis distances, for the threshold decision
   float weight[kTile];
   float sum[kTile];
   bool any[kTile];
@@ -209,6 +212,18 @@ inline void TileDistances(const float* rec, const TileScratch& s, int n, float* 
   }
 }
 
+// Float64 squared Mahalanobis distances q of the tile's points to element record `rec` (the threshold
+// decision: the element counts at point t iff q[t] < kRbfCutoff; same arithmetic as `RbfActive`).
+inline void TileQuadraticForms64(const float* rec, const TileScratch& s, int n, double* q) {
+  double inv_cov[6];
+  LoadInvCov64(rec, inv_cov);
+  const double cx = rec[kElemCenter], cy = rec[kElemCenter + 1], cz = rec[kElemCenter + 2];
+  for (int t = 0; t < n; ++t) {
+    q[t] = QuadraticForm64(inv_cov, static_cast<double>(s.x[t]) - cx, static_cast<double>(s.y[t]) - cy,
+                           static_cast<double>(s.z[t]) - cz);
+  }
+}
+
 // Adds one pass (elements [0, count) at the tile's points, already reflected by the caller for pass B).
 inline void TilePass(const ModelLayout& m, const float* b, int count, int n, TileScratch* s, float* out) {
   float lo[3] = {s->x[0], s->y[0], s->z[0]};
@@ -228,18 +243,20 @@ inline void TilePass(const ModelLayout& m, const float* b, int count, int n, Til
   }
   if (s->candidates.empty()) return;  // every weight of this pass is < 1e-4 at every point of the tile
   const float* elements = b + m.elements;
-  const float cull = static_cast<float>(kCullDistance);
   if (!m.has_decoder()) {
     // SIF: if any weight of the pass exceeds the threshold at a point, add the full sum over the pass there.
+    // Only candidates can exceed it (their boxes bound q < kRbfCutoff), and they are sorted.
     for (int t = 0; t < n; ++t) { s->sum[t] = 0.0f; s->any[t] = false; }
+    size_t next = 0;
     for (int i = 0; i < count; ++i) {
       const float* rec = elements + i * kElemStride;
       TileDistances(rec, *s, n, s->dist);
       const float c = rec[kElemConstant];
-      for (int t = 0; t < n; ++t) {
-        const float wgt = std::exp(-0.5f * s->dist[t]);
-        s->any[t] = s->any[t] || wgt > kRbfThreshold;
-        s->sum[t] += c * wgt;
+      for (int t = 0; t < n; ++t) s->sum[t] += c * std::exp(-0.5f * s->dist[t]);
+      if (next < s->candidates.size() && s->candidates[next] == i) {
+        ++next;
+        TileQuadraticForms64(rec, *s, n, s->q64);
+        for (int t = 0; t < n; ++t) s->any[t] = s->any[t] || s->q64[t] < kRbfCutoff;
       }
     }
     for (int t = 0; t < n; ++t) {
@@ -249,20 +266,19 @@ inline void TilePass(const ModelLayout& m, const float* b, int count, int n, Til
   }
   for (int i : s->candidates) {
     const float* rec = elements + i * kElemStride;
-    TileDistances(rec, *s, n, s->dist);
+    TileQuadraticForms64(rec, *s, n, s->q64);
     int na = 0;
     for (int t = 0; t < n; ++t) {
-      if (s->dist[t] < cull) {
-        const float wgt = std::exp(-0.5f * s->dist[t]);
-        if (wgt > kRbfThreshold) {
-          s->active[na] = t;
-          s->weight[na] = wgt;
-          WorldToLocal(rec, s->x[t], s->y[t], s->z[t], s->q + 3 * na);
-          ++na;
-        }
-      }
+      s->active[na] = t;
+      na += s->q64[t] < kRbfCutoff ? 1 : 0;
     }
     if (na == 0) continue;
+    TileDistances(rec, *s, n, s->dist);
+    for (int k = 0; k < na; ++k) {
+      const int t = s->active[k];
+      s->weight[k] = std::exp(-0.5f * s->dist[t]);
+      WorldToLocal(rec, s->x[t], s->y[t], s->z[t], s->q + 3 * k);
+    }
     if (m.width == 32) {
 #if LDIF_HAVE_VECTOR_EXTENSIONS
       DecodeBatch32(m, b, i, s->q, na, s->out_dec);

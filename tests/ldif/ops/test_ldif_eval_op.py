@@ -164,6 +164,68 @@ def test_threshold_rule_drops_small_weights(ldif_eval_op):
   np.testing.assert_allclose(values[:2], no_rule[:2], atol=1e-6)
 
 
+def _points_at_the_threshold(model, rng, n, relative=1e-7):
+  """float32 points whose float64 q = d^T Sigma^-1 d to element 0 is within a relative 2e-7 of the cutoff.
+
+  Along random directions u from the centre, t solves q(t u) = -2 ln(1e-4) in float64; the points are at
+  t (1 + eps) u, eps uniform in [-relative, relative], rounded to float32 (about 6e-8 relative), so they fall on
+  both sides of the threshold by less than float32 can resolve.
+  """
+  center = model.centers[0, 0].astype(np.float64)
+  u = rng.normal(size=(n, 3))
+  u /= np.linalg.norm(u, axis=-1, keepdims=True)
+  q_unit = numpy_twin.rbf_quadratic_forms64(u[None, None], model.radii[:, :1], model.radius_type)[0, 0]
+  t = np.sqrt(evaluate.RBF_CUTOFF / q_unit)
+  eps = rng.uniform(-relative, relative, n)
+  return (center + (t * (1 + eps))[:, None] * u).astype(np.float32)
+
+
+@pytest.mark.parametrize('latent_size', [4, 0], ids=['ldif', 'sif'])
+def test_paths_agree_on_points_at_the_threshold(ldif_eval_op, rng, latent_size):
+  """`w > 1e-4` is decided in float64 by every path, so points closer to the threshold than float32 resolves get
+  the same verdict from the op (tiled and pointwise), the pure-TF path, the numpy twin and torch sif.py."""
+  del ldif_eval_op
+  model = random_model(rng, elements=1, latent_size=latent_size, width=8, symmetry_count=1)
+  model.centers[0, 0, 2] = 0.6  # the mirror copy (at z = -0.6) stays far from these points
+  model.validate()
+  points = _points_at_the_threshold(model, rng, 4000)
+  # Ground truth: the float64 rule at the float32 points, on both sides of the cutoff.
+  q = numpy_twin.rbf_quadratic_forms64(
+      (points.astype(np.float64) - model.centers[0, 0].astype(np.float64))[None, None], model.radii,
+      model.radius_type)[0, 0]
+  assert np.abs(q / evaluate.RBF_CUTOFF - 1).max() < 5e-7
+  active = q < evaluate.RBF_CUTOFF
+  assert 0.3 < active.mean() < 0.7
+  # The mirror images of the points, where the mirror copy's pass (at the reflected point) decides.
+  points = np.concatenate([points, points * np.float32([1, 1, -1])])
+  active = np.concatenate([active, active])
+  # A float32 evaluation of the same rule disagrees with float64 at some of these points.
+  d32 = points[:len(q)] - model.centers[0, 0]
+  w32 = numpy_twin.rbf_weights(d32[None, None], model.radii, model.radius_type).astype(np.float32)
+  assert np.any((w32[0, 0] > np.float32(1e-4)) != active[:len(q)])
+  results = {
+      'tiled': evaluate.evaluate_points(model, points, use_op=True)[0],
+      'pointwise': evaluate.evaluate_points(model, points, use_op=True, cpu_method='pointwise')[0],
+      'pure_tf': evaluate.evaluate_points(model, points, use_op=False)[0],
+      'numpy': numpy_values(model, points)[0],
+  }
+  try:
+    import torch  # pylint: disable=import-outside-toplevel
+    from ldif.torch import sif  # pylint: disable=import-outside-toplevel
+    decoder = sif.OccNetDecoder(model.decoder_weights) if latent_size else None
+    latents = torch.from_numpy(model.latents) if latent_size else None
+    shape = sif.Sif(torch.from_numpy(model.constants), torch.from_numpy(model.centers),
+                    torch.from_numpy(model.variances()), torch.from_numpy(model.rotations()), 1, latents=latents,
+                    decoder=decoder)
+    results['torch'] = shape.eval(torch.from_numpy(points), rbf_threshold=sif.KERNEL_RBF_THRESHOLD).numpy()
+  except ImportError:
+    pass  # torch is optional (requirements-torch.txt); the other paths are still compared
+  for name, values in results.items():
+    # Active points have value c w (1 + O) with w ~ 1e-4; inactive ones exactly 0.
+    np.testing.assert_array_equal(values != 0, active, err_msg=name)
+    assert np.abs(values - results['numpy']).max() <= 1e-9, name
+
+
 def test_grid_chunks_and_positions_are_exact(ldif_eval_op, rng):
   del ldif_eval_op
   model = random_model(rng, elements=6, latent_size=4, width=32, symmetry_count=2)

@@ -153,7 +153,7 @@ def test_works_when_copied_out_alone(reference_dir, tmp_path):
   assert abs(float(proc.stdout.strip()) - -0.238868) < 5e-6
   source = (tmp_path / 'sif.py').read_text()
   imports = {line.split()[1] for line in source.splitlines() if line.startswith(('import ', 'from '))}
-  assert imports <= {'struct', 'numpy', 'torch'}
+  assert imports <= {'math', 'struct', 'numpy', 'torch'}  # the standard library plus torch and numpy
 
 
 def test_bad_files(tmp_path):
