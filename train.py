@@ -1,9 +1,10 @@
 """Trains an LDIF, SIF or SIF++ autoencoder on a dataset made by meshes2dataset.py.
 
-    python train.py --dataset_directory D --experiment_name E --model_type {ldif,sif,sif++}
+    python train.py --dataset_directory D --experiment_name E --model_type {ldif,sif,sif++,singleview-depth}
 
 Port of the original train.py (same flags and defaults; plus --seed, --mixed_precision, --xla,
---occnet_batch_statistics and --progress). The experiment goes to
+--occnet_batch_statistics and --progress, and the model type 'singleview-depth', the original's
+build_singleview_depth_hparams preset, which its train.py did not offer). The experiment goes to
 `<model_directory>/sif-transcoder-<experiment_name>/`: TensorBoard events in `log/`, the resolved
 hyperparameters (`hparams.json`) and checkpoints (`model.ckpt-<step>`, the last 5 kept) in `1-hparams/train/`.
 Running the same command again resumes from the latest checkpoint and stops at --train_step_count.
@@ -61,7 +62,8 @@ flags.DEFINE_boolean(
     'original\'s interactive GAPS viewers.')
 flags.DEFINE_enum(
     'model_type', 'ldif', list(trainer.MODEL_TYPES), 'The type of model to train: ldif (the LDIF '
-    'paper model), sif (the SIF paper), or sif++ (SIF with the LDIF architecture changes).')
+    'paper model), sif (the SIF paper), sif++ (SIF with the LDIF architecture changes), or '
+    'singleview-depth (SIF++ from one 224x224 xyz image of dodeca view 0; not in the original train.py).')
 flags.DEFINE_string(
     'log_level', 'INFO', 'One of VERBOSE, INFO, WARNING, ERROR. Sets logs to print only at or '
     'above the specified level.')

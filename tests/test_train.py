@@ -99,6 +99,23 @@ def test_model_directory_is_relative_to_the_working_directory(synthetic_dataset,
                         'hparams.json')
 
 
+def test_singleview_depth_trains_on_xyz_images(synthetic_dataset, tmp_path):
+  """--model_type singleview-depth (not in the original's train.py): preprocessing lifts depth view 0 to the
+  224x224 xyz image the preset's ResNet reads, and a few steps train and checkpoint."""
+  models = str(tmp_path / 'models')
+  cmd = _command(synthetic_dataset, models, 'sv', 'singleview-depth', 3, '--xla=none', '--checkpoint_interval=2',
+                 '--summary_step_interval=1')
+  out = subprocess.run(cmd, capture_output=True, text=True, env=ENV, cwd=tmp_path, timeout=600)
+  assert out.returncode == 0, out.stderr[-3000:]
+  root = os.path.join(models, 'sif-transcoder-sv')
+  assert _steps(os.path.join(root, '1-hparams', 'train')) == [1, 3]
+  losses = _scalar_series(os.path.join(root, 'log'), 'train-final-loss/final_loss_value')
+  assert len(losses) == 3 and np.all(np.isfinite(losses)) and min(losses) > 0
+  from ldif.training import experiment  # pylint: disable=import-outside-toplevel
+  loaded = experiment.load_experiment(root, model_type='singleview-depth')
+  assert loaded.step == 3 and loaded.hparams.observation_sampling == 'im1xyzpn'
+
+
 # ---- slow: 200 steps of each preset on a meshes2dataset dataset --------------------------------------------
 
 

@@ -6,6 +6,11 @@
   `tf.compat.v1.image.resize_bilinear(..., align_corners=True)` is that kernel; the tests compare it with a
   numpy reference.
 - All 20 views, or one (`view_index`, the single-view SIF preset uses view 1).
+- xyz images (observation samplings with 'xyz', e.g. the 'singleview-depth' preset's 'im1xyzpn'): each
+  selected depth view, after the resize and the division by 1000, lifted to world space as the original's
+  `geom_util.transform_depth_dodeca_to_xyz_dodeca` (per view `depth_image_to_xyz_image`) did: pixel (r, c)
+  with depth d -> the camera point of reference section 2.2 (`camera_util.depth_image_to_cam_points`,
+  xfov 0.5) -> `camera_util.dodeca_cam2world()[view]` applied as a point; 0 where d = 0 (background).
 - Surface points and normals: the 10000 stored surface samples, split into xyz and normal.
 - Loss samples: `sample_count` indices per batch element drawn uniformly *with replacement* from
   [0, N - 2] (the original passes maxval N - 1 as an exclusive bound, so the last sample is never used),
@@ -16,9 +21,11 @@ Port of ldif/datasets/shapenet.py (`ensure_shape_and_resize_if_needed`, `ShapeNe
 `_subsample`, `_set_points_and_normals`) and ldif/datasets/preprocess.py with `da = 'f'`.
 """
 
+import numpy as np
 import tensorflow as tf
 
 from ldif.datasets import schema
+from ldif.util import camera_util
 
 
 def resize_bilinear_align_corners(images, height, width):
@@ -65,7 +72,45 @@ def _check_static_shape(name, tensor, expected):
     raise ValueError(f'batch[{name!r}] must have shape [B] + {list(expected)}, got {got}')
 
 
-def preprocess(batch, *, height=137, width=137, view_index=None, sample_count=1024, seed=None):
+def depth_to_xyz_images(depth_images, view_indices):
+  """World-space (gaps frame) xyz images of dodeca depth views.
+
+  Port of ldif/util/geom_util.py `transform_depth_dodeca_to_xyz_dodeca` (gaps_util_tf's
+  `gaps_depth_image_to_xyz_image` per view), for any subset of the 20 views.
+
+  Args:
+    depth_images: float32 [B, V, h, w, 1], planar depth in gaps units (0 = background), view k of the
+      tensor rendered by dodeca camera `view_indices[k]`.
+    view_indices: sequence of V ints in [0, 20).
+
+  Returns:
+    float32 [B, V, h, w, 3]: cam2world (applied as a point) of the camera point
+    (nx d tan(xfov), -ny d tan_y, -d) of every pixel (reference section 2.2, xfov 0.5); 0 where d = 0.
+
+  Raises:
+    ValueError: a wrong rank or channel count, or a view index outside [0, 20).
+  """
+  depth_images = tf.convert_to_tensor(depth_images, tf.float32)
+  if depth_images.shape.rank != 5 or depth_images.shape[-1] != 1:
+    raise ValueError(f'depth_images must have shape [B, V, h, w, 1], got {depth_images.shape}')
+  views = [int(v) for v in view_indices]
+  if any(not 0 <= v < schema.VIEW_COUNT for v in views):
+    raise ValueError(f'view indices must be in [0, {schema.VIEW_COUNT}), got {views}')
+  if depth_images.shape[1] is not None and depth_images.shape[1] != len(views):
+    raise ValueError(f'{depth_images.shape[1]} views but {len(views)} view indices')
+  height, width = int(depth_images.shape[2]), int(depth_images.shape[3])
+  # The camera point of every pixel at depth 1 (the back-projection is linear in the depth).
+  rays = camera_util.depth_image_to_cam_points(np.ones((height, width)), xfov=camera_util.DODECA_XFOV)
+  cam2world = camera_util.dodeca_cam2world()[views]  # [V, 4, 4]
+  # world = R (d ray) + t = d (R ray) + t: the rotated rays of each view, [V, h, w, 3].
+  world_rays = tf.constant(np.einsum('vij,hwj->vhwi', cam2world[:, :3, :3], rays), tf.float32)
+  eyes = tf.constant(cam2world[:, :3, 3], tf.float32)[:, tf.newaxis, tf.newaxis, :]  # [V, 1, 1, 3]
+  xyz = depth_images * world_rays + eyes
+  return tf.where(depth_images > 0.0, xyz, 0.0)
+
+
+def preprocess(batch, *, height=137, width=137, view_index=None, sample_count=1024, seed=None,
+               xyz_images=False):
   """Turns a raw batch (`ldif.datasets.pipeline.build_dataset`) into model inputs and loss samples.
 
   Args:
@@ -77,13 +122,14 @@ def preprocess(batch, *, height=137, width=137, view_index=None, sample_count=10
     sample_count: S, loss samples per set and batch element.
     seed: None (fresh indices on every call, global RNG), an int, or a [2] int tensor for stateless sampling
       (a training loop passes e.g. (seed, step) so every step differs but runs are reproducible).
+    xyz_images: also return `xyz_images` (see `depth_to_xyz_images`), for samplings with 'xyz'.
 
   Returns:
     dict: `depth_images` float32 [B, V, h, w, 1] in gaps units (V = 20, or 1 with view_index),
     `surface_points` float32 [B, 10000, 3], `surface_normals` float32 [B, 10000, 3], `uniform_samples` float32
     [B, S, 4], `near_surface_samples` float32 [B, S, 4], `bounding_box_samples` float32 [B, 100000, 4] (all of
-    them, for the bounding-box loss), `grid` [B, 32, 32, 32], `world2grid` [B, 4, 4], `mesh_name` [B].
-    Gaps frame.
+    them, for the bounding-box loss), `grid` [B, 32, 32, 32], `world2grid` [B, 4, 4], `mesh_name` [B];
+    with xyz_images=True also `xyz_images` float32 [B, V, h, w, 3]. Gaps frame.
 
   Raises:
     ValueError: for a wrong static shape, a bad view_index, image size or sample_count.
@@ -124,7 +170,7 @@ def preprocess(batch, *, height=137, width=137, view_index=None, sample_count=10
   uniform_idx = subsample_indices(batch_size, sample_count, schema.SAMPLE_COUNT, uniform_seed)
   near_idx = subsample_indices(batch_size, sample_count, schema.SAMPLE_COUNT, near_seed)
 
-  return {
+  out = {
       'depth_images': depth_images,
       'surface_points': surface[..., :3],
       'surface_normals': surface[..., 3:],
@@ -135,3 +181,7 @@ def preprocess(batch, *, height=137, width=137, view_index=None, sample_count=10
       'world2grid': tf.convert_to_tensor(batch['world2grid'], dtype=tf.float32),
       'mesh_name': tf.convert_to_tensor(batch['mesh_name']),
   }
+  if xyz_images:
+    view_indices = [view_index] if view_index is not None else range(schema.VIEW_COUNT)
+    out['xyz_images'] = depth_to_xyz_images(depth_images, view_indices)
+  return out

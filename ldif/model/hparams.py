@@ -16,9 +16,9 @@ Presets (`HParams.preset(name)`):
   'sif'              build_sif_hparams(): the small CNN over one depth view, 100 axis-aligned elements,
                      no latents.
   'sif++'            build_improved_sif_hparams(): LDIF's encoder and element layout without latents.
-  'singleview-depth' build_singleview_depth_hparams(): one 224x224 xyz image (samp 'im1xyzpn'); the example
-                     schema of this port has no xyz renders, so the model rejects it unless the observation
-                     carries them (see ldif/model/model.py).
+  'singleview-depth' build_singleview_depth_hparams(): one 224x224 xyz image (samp 'im1xyzpn') of dodeca
+                     view didx = 0, which ldif.datasets.preprocess computes from the depth render
+                     (`xyz_images=True`); no latents (ipe = 'f'), so the surface points go unused.
 
 Only a part of the keys is live for these presets (reference section 3.2); the others are carried so that a
 dictionary survives an import/export round trip unchanged.

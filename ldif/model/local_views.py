@@ -14,8 +14,13 @@ Port of ldif/util/geom_util.py `local_views_of_shape` as `model._global_local_fo
 
 The selection is random; the original drew it from TF's global RNG, even at inference. Here the draw is a
 stateless function of an explicit seed (`seed`, a [2] int tensor), so runs are reproducible. Gradients flow
-from the gathered local coordinates (and normals) back into W2L, i.e. into the element centres, radii and
-angles.
+from the local coordinates (and normals) of the selected points back into W2L, i.e. into the element
+centres, radii and angles; the selection itself (an integer choice) has none.
+
+Cost: the scores need every point in every frame ([B, E, P] distances), but the selected points are
+transformed again from their gathered world coordinates, so that the backward pass works on [B, E, K, 3]
+tensors instead of scattering into [B, E, P, 3] (P = 10000, K = 1024). The values equal those of gathering
+the transformed points, up to float32 rounding.
 """
 
 import tensorflow as tf
@@ -48,13 +53,11 @@ def local_views_of_shape(points, world2local, *, local_point_count, normals=None
     raise ValueError(f'local_point_count {local_point_count} exceeds the {point_count} available points')
   linear = world2local[..., :3, :3]  # [B, E, 3, 3]
   translation = world2local[..., :3, 3]  # [B, E, 3]
-  # x_l[b, e, p] = linear[b, e] @ x[b, p] + translation[b, e]
-  all_local = tf.einsum('bpj,beij->bepi', points, linear) + translation[:, :, tf.newaxis, :]
-  distances = tf.sqrt(tf.reduce_sum(tf.square(all_local), axis=-1) + 1.0)  # |[x_l, 1]|
-  random_scores = tf.random.stateless_uniform(tf.shape(distances), seed=tf.cast(seed, tf.int64))
-  scores = tf.where(distances < threshold, random_scores, -distances)
-  _, indices = tf.math.top_k(tf.stop_gradient(scores), k=local_point_count, sorted=False)  # [B, E, K]
-  local_points = tf.gather(all_local, indices, batch_dims=2)
+  indices = _select(points, tf.stop_gradient(linear), tf.stop_gradient(translation), local_point_count, seed,
+                    threshold)  # [B, E, K]
+  # x_l[b, e, k] = linear[b, e] @ x[b, indices[b, e, k]] + translation[b, e]
+  selected = tf.gather(points, indices, batch_dims=1)  # [B, E, K, 3]
+  local_points = tf.matmul(selected, linear, transpose_b=True) + translation[:, :, tf.newaxis, :]
   local_normals = None
   if normals is not None:
     normals = tf.convert_to_tensor(normals, tf.float32)
@@ -62,3 +65,13 @@ def local_views_of_shape(points, world2local, *, local_point_count, normals=None
     selected = tf.gather(normals, indices, batch_dims=1)  # [B, E, K, 3]
     local_normals = tf.math.l2_normalize(tf.matmul(selected, local2world), axis=-1)
   return local_points, local_normals
+
+
+def _select(points, linear, translation, count, seed, threshold):
+  """Indices int32 [B, E, K] of the selected points (steps 1-3 of the module docstring); no gradient."""
+  # x_l[b, e, p] = linear[b, e] @ x[b, p] + translation[b, e]
+  all_local = tf.einsum('bpj,beij->bepi', points, linear) + translation[:, :, tf.newaxis, :]
+  distances = tf.sqrt(tf.reduce_sum(tf.square(all_local), axis=-1) + 1.0)  # |[x_l, 1]|
+  random_scores = tf.random.stateless_uniform(tf.shape(distances), seed=tf.cast(seed, tf.int64))
+  scores = tf.where(distances < threshold, random_scores, -distances)
+  return tf.math.top_k(scores, k=count, sorted=False).indices

@@ -134,8 +134,8 @@ class StructuredImplicitModel(keras.Model):
     if 'xyz' in hp.observation_sampling:
       if 'xyz_images' not in observation:
         raise ValueError(
-            f"observation sampling {hp.observation_sampling!r} needs 'xyz_images' [B, 1, h, w, 3] "
-            'in the observation; ldif.datasets.preprocess produces depth images only')
+            f"observation sampling {hp.observation_sampling!r} needs 'xyz_images' [B, V, h, w, 3] "
+            'in the observation (ldif.datasets.preprocess.preprocess(..., xyz_images=True))')
       views = observation['xyz_images']
     else:
       if 'depth_images' not in observation:

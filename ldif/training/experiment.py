@@ -193,7 +193,7 @@ def load_experiment(experiment_dir, step=None, *, model_type=None):
     experiment_dir: `<model_directory>/sif-transcoder-<name>` (its job directory or a checkpoint prefix inside
       it are accepted too).
     step: int checkpoint step (number of completed training steps) or None for the latest.
-    model_type: optional preset name ('ldif', 'sif', 'sif++'); when given, the stored hyperparameters must
+    model_type: optional preset name ('ldif', 'sif', 'sif++', 'singleview-depth'); when given, the stored hyperparameters must
       equal that preset's (batch size excepted).
 
   Returns:

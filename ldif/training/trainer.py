@@ -45,7 +45,9 @@ from ldif.training import losses
 from ldif.training import summaries
 from ldif.util import log
 
-MODEL_TYPES = ('ldif', 'sif', 'sif++')
+# 'singleview-depth' (the original's build_singleview_depth_hparams: one 224x224 xyz image) goes beyond the
+# original train.py, whose --model_type offered only the first three.
+MODEL_TYPES = ('ldif', 'sif', 'sif++', 'singleview-depth')
 XLA_MODES = ('auto', 'step', 'encoder', 'parts', 'none')
 DEFAULT_XLA_MODE = 'auto'
 
@@ -65,7 +67,8 @@ class TrainConfig:
   Attributes:
     dataset_directory: output of meshes2dataset.py.
     experiment_name: the experiment lives in <model_directory>/sif-transcoder-<experiment_name>.
-    model_type: 'ldif', 'sif' or 'sif++' (the hyperparameter preset).
+    model_type: 'ldif', 'sif', 'sif++' or 'singleview-depth' (the hyperparameter preset; the last is not
+      in the original train.py).
     model_directory: root of experiments; relative paths are relative to the current directory.
     batch_size: B (overrides the preset's bs, as the original's flag did).
     train_step_count: train until the global step reaches this.
@@ -138,8 +141,11 @@ def derive_seed(seed, *tokens):
 
 
 def required_keys(hparams):
-  """Preprocessed-batch keys the train step needs (model inputs + loss inputs)."""
+  """Preprocessed-batch keys the train step needs (model inputs + loss inputs; depth images always, for the
+  summaries)."""
   keys = {'depth_images'} | losses.required_batch_keys(hparams)
+  if 'xyz' in hparams.observation_sampling:
+    keys.add('xyz_images')
   if hparams.implicit_architecture == 'p' and hparams.has_latents:
     keys |= {'surface_points', 'surface_normals'}
   return sorted(keys)
@@ -149,7 +155,7 @@ def preprocess_options(hparams):
   """The keyword arguments of `ldif.datasets.preprocess.preprocess` for these hyperparameters."""
   return dict(height=hparams.image_height, width=hparams.image_width,
               view_index=hparams.single_view_index if hparams.view_count == 1 else None,
-              sample_count=hparams.loss_sample_count)
+              sample_count=hparams.loss_sample_count, xyz_images='xyz' in hparams.observation_sampling)
 
 
 def make_training_dataset(hparams, dataset_directory, split, batch_size, *, seed=0, start_step=0):
@@ -228,6 +234,9 @@ class Trainer:
     with self.strategy.scope():
       self.model = experiment.build_model(hparams, compute_dtype=self.policy)
       self.model.jit_encoder = xla in ('encoder', 'parts')
+      if self.model.pointnet is not None:
+        # Under XLA the PointNet's fused max pool must take its gradient with static shapes.
+        self.model.pointnet.static_shapes = xla == 'step'
       optimizer = keras.optimizers.Adam(learning_rate=hparams.learning_rate, beta_1=0.9, beta_2=0.999,
                                         epsilon=1e-8)
       if self.policy == 'mixed_float16':

@@ -6,6 +6,7 @@ import tensorflow as tf
 
 from ldif.datasets import pipeline
 from ldif.datasets import preprocess
+from ldif.util import camera_util
 
 
 def _resize_align_corners_numpy(images, height, width):
@@ -81,6 +82,35 @@ def test_shapes_units_and_views(rng):
   np.testing.assert_allclose(full, batch['depth_renders'] / 1000, rtol=1e-7)
 
 
+def _xyz_numpy(depth, view):
+  """Reference xyz image of one view: float64 back-projection (reference 2.2) and cam2world, 0 on background."""
+  cam2world = camera_util.dodeca_cam2world()[view]
+  points = camera_util.depth_image_to_cam_points(depth) @ cam2world[:3, :3].T + cam2world[:3, 3]
+  return np.where(depth[..., None] > 0, points, 0.0)
+
+
+def test_xyz_images_match_a_numpy_back_projection(rng):
+  batch = _fake_batch(rng)
+  batch['depth_renders'][:, :, 100:140, 20:90] = 0  # background
+  single = preprocess.preprocess(batch, height=224, width=224, view_index=0, seed=1, xyz_images=True)
+  xyz = single['xyz_images'].numpy()
+  assert xyz.shape == (2, 1, 224, 224, 3) and xyz.dtype == np.float32
+  for b in range(2):
+    depth = batch['depth_renders'][b, 0, ..., 0].astype(np.float64) / 1000
+    np.testing.assert_allclose(xyz[b, 0], _xyz_numpy(depth, 0), rtol=0, atol=2e-6)
+  assert np.all(xyz[:, 0, 100:140, 20:90] == 0)
+  # All 20 views after the resize to 137: each view back-projected at 137x137 with its own camera.
+  full = preprocess.preprocess(batch, seed=1, xyz_images=True)
+  xyz, depth = full['xyz_images'].numpy(), full['depth_images'].numpy()
+  assert xyz.shape == (2, 20, 137, 137, 3)
+  for view in (0, 7, 19):
+    np.testing.assert_allclose(xyz[1, view], _xyz_numpy(depth[1, view, ..., 0].astype(np.float64), view), rtol=0,
+                               atol=2e-6)
+  assert 'xyz_images' not in preprocess.preprocess(batch, seed=1)
+  with pytest.raises(ValueError, match='view indices'):
+    preprocess.depth_to_xyz_images(depth[:, :1], [20])
+
+
 def test_sample_indices_skip_the_last_sample_and_follow_the_seed(rng):
   batch = _fake_batch(rng, batch_size=1)
   out = preprocess.preprocess(batch, sample_count=1_000_000, seed=7)
@@ -120,6 +150,15 @@ def test_on_a_real_batch(built_dataset):
   signs = np.unique(result['near_surface_samples'].numpy()[..., 3])
   assert set(signs.tolist()) <= {-1.0, 0.0, 1.0}
   assert np.all(np.abs(result['uniform_samples'].numpy()[..., :3]) <= 0.7)
+  # The xyz image of a view lies on the shape: every foreground pixel is near a stored surface sample.
+  from scipy.spatial import cKDTree  # pylint: disable=import-outside-toplevel
+  xyz = preprocess.preprocess(batch, height=224, width=224, view_index=0, seed=0,
+                              xyz_images=True)['xyz_images'].numpy()
+  for b in range(2):
+    foreground = xyz[b, 0].reshape(-1, 3)
+    foreground = foreground[np.any(foreground != 0, axis=-1)]
+    distance, _ = cKDTree(result['surface_points'].numpy()[b]).query(foreground)
+    assert len(foreground) > 1000 and np.median(distance) < 0.01 and distance.max() < 0.05
 
 
 def test_inside_tf_function_and_dataset_map(rng):
