@@ -10,7 +10,9 @@ pipeline). Reported per row:
   (first call);
 - the analytic FLOPs per step (multiply-adds x 2 of every conv / dense / matmul of the forward pass, and of
   the backward pass as this port runs it: 2x the forward for every layer, except that the PointNet's fused
-  max-pool layer has an O(channels) backward and the first conv layer needs no input gradient), and the
+  max-pool layer has an O(channels) backward, its other per-point layers are recomputed and back-propagated
+  only at the arg-max points (counted at the upper bound of min(K, mfc) points per set; data-dependent, about a
+  quarter of that at initialization), and the first conv layer needs no input gradient), and the
   dense-equivalent count (3x the forward);
 - the fraction of the machine's dense matmul rate (a 2048x2048 float32 matmul, measured in the same run) that
   the executed FLOPs reach.
@@ -91,7 +93,10 @@ def step_flops(preset, batch):
     final = mfc * 512 + 512 * 256 + 256 * l
     fwd_pn = points * (early + widest) + b * e * final
     fwd += fwd_pn
-    bwd += 2 * (points * early + b * e * final) + b * e * mfc * 128 * 2  # sparse backward of the widest layer
+    # Sparse backward (ldif.nets.pointnet.per_point_mlp_max): the widest layer O(channels) per set; the
+    # earlier per-point layers recomputed (1x) and back-propagated (2x) at the arg-max points only.
+    argmax_points = b * e * min(k, mfc)
+    bwd += 3 * argmax_points * early + 2 * b * e * final + b * e * mfc * 128 * 2
     w = l
     rows = b * ee * s
     occ = rows * (3 * w + 2 * w * w + w) + b * ee * 3 * 2 * l * w

@@ -124,13 +124,14 @@ class Experiment:
 
   def observation(self, batch):
     """Model inputs from a batch of one example (schema dict with leading axis 1), via the training
-    preprocessing (`ldif.datasets.preprocess.preprocess`)."""
+    preprocessing (`ldif.datasets.preprocess.preprocess`; with `xyz_images` for xyz observation samplings such
+    as the singleview-depth preset's)."""
     from ldif.datasets import preprocess  # pylint: disable=g-import-not-at-top
     hp = self.hparams
     view_index = hp.single_view_index if hp.view_count == 1 else None
     pre = preprocess.preprocess(batch, height=hp.image_height, width=hp.image_width, view_index=view_index,
-                                sample_count=1, seed=0)
-    return {k: pre[k] for k in ('depth_images', 'surface_points', 'surface_normals')}
+                                sample_count=1, seed=0, xyz_images='xyz' in hp.observation_sampling)
+    return {k: pre[k] for k in ('depth_images', 'xyz_images', 'surface_points', 'surface_normals') if k in pre}
 
   def encode_batch(self, batch, key=''):
     """Encodes a batch of one example into a `predict.Decoder`.

@@ -107,3 +107,18 @@ def test_encode_gives_a_decoder_of_the_models_shape(sif_experiment, tmp_path):
   np.testing.assert_allclose(packed, expected, rtol=1e-5, atol=1e-6)
   # Deterministic.
   np.testing.assert_array_equal(exp.encode(ex).packed(), packed)
+
+
+def test_singleview_depth_experiment_encodes_from_the_xyz_image(tmp_path):
+  """The 'singleview-depth' preset reads a 224x224 xyz image of view 0, which encoding must build from the
+  depth render; the decoder equals the model's output on that observation."""
+  root = str(tmp_path / 'models')
+  write_experiment(root, 'sv', [1], preset='singleview-depth')
+  exp = experiment.Experiment.load(root, 'sv', seed=3)
+  directory = make_example_directory(str(tmp_path), 'test', 'animal', 'ball', np.random.default_rng(1))
+  ex = example.InferenceExample.from_directory(directory)
+  observation = exp.observation(ex.batch())
+  assert observation['xyz_images'].shape == (1, 1, 224, 224, 3)
+  decoder = exp.encode(ex)
+  expected = exp.model.structured_implicit(exp.model(observation, training=False)).packed().numpy()[0]
+  np.testing.assert_allclose(decoder.packed(), expected, rtol=1e-5, atol=1e-6)
