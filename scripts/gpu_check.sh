@@ -4,16 +4,14 @@
 #   bash scripts/gpu_check.sh [REFERENCE_DIR]
 #
 # REFERENCE_DIR holds test-ldif.txt, test-sif.txt and extracted.occnet (default: $LDIF_REFERENCE, else
-# ../shared/reference/ldif2mesh beside the checkout; on a device machine copy them into an ignored folder of
-# the
+# ../shared/reference/ldif2mesh beside the checkout; on a device machine copy them into an ignored folder of the
 # checkout and pass that). Steps:
-#   1. builds ldif/ops/build/ldif2grd_cuda (the kernel source the TF op uses,
-# ldif/ops/kernels/ldif_eval_gpu.cu)
+#   1. builds ldif/ops/build/ldif2grd_cuda (the kernel source the TF op uses, ldif/ops/kernels/ldif_eval_gpu.cu)
 #      and ldif2grd_cpu (ldif/ops/cuda_harness/build_harness.sh);
-#   2. for the LDIF and the SIF fixture at resolution 128: GPU .grd vs the CPU path's .grd (same code as the
-# TF
+#   2. for the LDIF and the SIF fixture at resolution 128: GPU .grd vs the CPU path's .grd (same code as the TF
 #      op's CPU kernel) to 1e-5, and 2000 random voxels vs the numpy twin (ldif/representation/numpy_twin.py);
-#   3. times a 256^3 grid (kernel time, best of 5) on the GPU and on all CPU cores.
+#   3. times a 256^3 grid of the LDIF (kernel time, best of 5) on the GPU and on all CPU cores, and compares the
+#      two 256^3 grids the same way.
 # Exit status 0 only if every comparison passes. Outputs go to ${LDIF_GPU_CHECK_OUT:-/tmp/ldif_gpu_check}.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -36,13 +34,10 @@ if command -v nvidia-smi >/dev/null; then
   nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
 fi
 
-status=0
-for name in test-ldif test-sif; do
-  echo "== $name at 128^3"
-  "$GPU_EXE" "$REF/$name.txt" "$REF/extracted.occnet" "$OUT/$name-gpu-128.grd" -resolution 128
-  "$GPU_EXE" "$REF/$name.txt" "$REF/extracted.occnet" "$OUT/$name-cpu-128.grd" -resolution 128 --cpu
-  PYTHONPATH="$ROOT" "$PYTHON" - "$OUT/$name-gpu-128.grd" "$OUT/$name-cpu-128.grd" "$REF/$name.txt" \
-      "$REF/extracted.occnet" <<'EOF' || status=1
+# compare GPU_GRD CPU_GRD SHAPE_TXT: GPU vs CPU grid to 1e-5 and 2000 voxels vs the numpy twin; sets status=1
+# on failure.
+compare() {
+  PYTHONPATH="$ROOT" "$PYTHON" - "$1" "$2" "$3" "$REF/extracted.occnet" <<'EOF' || status=1
 import sys
 import numpy as np
 from ldif.representation import numpy_twin, sif_file
@@ -75,12 +70,21 @@ ok = diff.max() <= 1e-5 and twin_diff <= 1e-5
 print('PASS' if ok else 'FAIL')
 sys.exit(0 if ok else 1)
 EOF
+}
+
+status=0
+for name in test-ldif test-sif; do
+  echo "== $name at 128^3"
+  "$GPU_EXE" "$REF/$name.txt" "$REF/extracted.occnet" "$OUT/$name-gpu-128.grd" -resolution 128
+  "$GPU_EXE" "$REF/$name.txt" "$REF/extracted.occnet" "$OUT/$name-cpu-128.grd" -resolution 128 --cpu
+  compare "$OUT/$name-gpu-128.grd" "$OUT/$name-cpu-128.grd" "$REF/$name.txt"
 done
 
 echo "== timing at 256^3 (test-ldif)"
 "$GPU_EXE" "$REF/test-ldif.txt" "$REF/extracted.occnet" "$OUT/test-ldif-gpu-256.grd" -resolution 256 \
   --repeat 5
 "$GPU_EXE" "$REF/test-ldif.txt" "$REF/extracted.occnet" "$OUT/test-ldif-cpu-256.grd" -resolution 256 --cpu
+compare "$OUT/test-ldif-gpu-256.grd" "$OUT/test-ldif-cpu-256.grd" "$REF/test-ldif.txt"
 if command -v compute-sanitizer >/dev/null; then
   echo "== compute-sanitizer memcheck at 32^3"
   compute-sanitizer --tool memcheck --error-exitcode 3 "$GPU_EXE" "$REF/test-ldif.txt" \
