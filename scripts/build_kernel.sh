@@ -9,7 +9,8 @@
 #   ldif/ops/build/ldif_eval_ops_gpu.so  CPU + CUDA kernels; only when TensorFlow is a CUDA build
 #                                        (tf.sysconfig.get_build_info()['is_cuda_build']) and nvcc exists.
 # ldif/ops/loader.py picks the GPU library when TensorFlow sees a GPU, else the CPU one, else pure TF.
-# Environment: PYTHON (default python3), CXX (g++), NVCC (nvcc on PATH or /usr/local/cuda/bin/nvcc),
+# Environment: PYTHON (default: python3 on PATH if it imports tensorflow, else the checkout's .venv/bin/python),
+# CXX (g++), NVCC (nvcc on PATH or /usr/local/cuda/bin/nvcc),
 # CUDA_HOME (where lib64/libcudart_static.a is), LDIF_CXXFLAGS (default -O3 -march=native -ffp-contract=fast),
 # LDIF_CUDA_ARCHS (default "75 80 86 89 90").
 set -euo pipefail
@@ -29,6 +30,15 @@ if ! command -v "$CXX" >/dev/null 2>&1; then
 fi
 
 tf_query() { "$PYTHON" -c "import tensorflow as tf; print($1)" 2>/dev/null; }
+# The README's set-up command runs this script without activating .venv: use the checkout's venv then.
+if [[ "$PYTHON" == python3 && -x "$ROOT/.venv/bin/python" ]] && ! tf_query 'tf.__version__' >/dev/null; then
+  PYTHON="$ROOT/.venv/bin/python"
+fi
+if ! tf_query 'tf.__version__' >/dev/null; then
+  echo "build_kernel.sh: '$PYTHON' cannot import tensorflow; activate the project's venv or set PYTHON" \
+    "(e.g. PYTHON=.venv/bin/python). The op is not built; ldif.ops uses the pure-TensorFlow path." >&2
+  exit 1
+fi
 read -r -a TF_CFLAGS <<<"$(tf_query '" ".join(tf.sysconfig.get_compile_flags())')"
 read -r -a TF_LFLAGS <<<"$(tf_query '" ".join(tf.sysconfig.get_link_flags())')"
 IS_CUDA="$(tf_query 'int(bool(tf.sysconfig.get_build_info().get("is_cuda_build", False)))')"
