@@ -456,6 +456,27 @@ def _box_d2(px, py, pz, node_lo, node_hi, node):
   return dx * dx + dy * dy + dz * dz
 
 
+@numba.njit(cache=True, nogil=True, inline='always')
+def _push_children(stack, stack_d, sp, node, node_lo, node_hi, left, right, px, py, pz, limit):
+  """Pushes the children of inner `node` whose box is closer than `limit` (squared), the nearer one last so
+  that it is popped first. Returns the new stack size."""
+  lc = left[node]
+  rc = right[node]
+  dl = _box_d2(px, py, pz, node_lo, node_hi, lc)
+  dr = _box_d2(px, py, pz, node_lo, node_hi, rc)
+  if dl <= dr:
+    near, d_near, far, d_far = lc, dl, rc, dr
+  else:
+    near, d_near, far, d_far = rc, dr, lc, dl
+  if d_far < limit:
+    stack[sp], stack_d[sp] = far, d_far
+    sp += 1
+  if d_near < limit:
+    stack[sp], stack_d[sp] = near, d_near
+    sp += 1
+  return sp
+
+
 @numba.njit(cache=True, nogil=True)
 def _closest_one(px, py, pz, best, best_face, tris, node_lo, node_hi, left, right, start, count, stack,
                  stack_d):
@@ -487,24 +508,7 @@ def _closest_one(px, py, pz, best, best_face, tris, node_lo, node_hi, left, righ
           best_face = i
           qx, qy, qz = cx, cy, cz
     else:
-      lc = left[node]
-      rc = right[node]
-      dl = _box_d2(px, py, pz, node_lo, node_hi, lc)
-      dr = _box_d2(px, py, pz, node_lo, node_hi, rc)
-      if dl <= dr:
-        if dr < best:
-          stack[sp], stack_d[sp] = rc, dr
-          sp += 1
-        if dl < best:
-          stack[sp], stack_d[sp] = lc, dl
-          sp += 1
-      else:
-        if dl < best:
-          stack[sp], stack_d[sp] = lc, dl
-          sp += 1
-        if dr < best:
-          stack[sp], stack_d[sp] = rc, dr
-          sp += 1
+      sp = _push_children(stack, stack_d, sp, node, node_lo, node_hi, left, right, px, py, pz, best)
   return best, best_face, qx, qy, qz
 
 
@@ -668,24 +672,7 @@ def _closest_with_ties(px, py, pz, best, best_face, eps, tris, node_lo, node_hi,
             r = math.sqrt(best) + eps
             lim = max(r * r, best)
     else:
-      lc = left[node]
-      rc = right[node]
-      dl = _box_d2(px, py, pz, node_lo, node_hi, lc)
-      dr = _box_d2(px, py, pz, node_lo, node_hi, rc)
-      if dl <= dr:
-        if dr < lim:
-          stack[sp], stack_d[sp] = rc, dr
-          sp += 1
-        if dl < lim:
-          stack[sp], stack_d[sp] = lc, dl
-          sp += 1
-      else:
-        if dl < lim:
-          stack[sp], stack_d[sp] = lc, dl
-          sp += 1
-        if dr < lim:
-          stack[sp], stack_d[sp] = rc, dr
-          sp += 1
+      sp = _push_children(stack, stack_d, sp, node, node_lo, node_hi, left, right, px, py, pz, lim)
   return best, best_face, n_cand
 
 
