@@ -123,39 +123,6 @@ def _matmul_rate(repeats=10):
   return 2 * n**3 / best
 
 
-def _synthetic_batch(hp, batch, seed=0):
-  import numpy as np  # pylint: disable=import-outside-toplevel
-  import tensorflow as tf  # pylint: disable=import-outside-toplevel
-  from ldif.training import trainer  # pylint: disable=import-outside-toplevel
-  rng = np.random.default_rng(seed)
-  s = hp.loss_sample_count
-
-  def samples(count):
-    return np.concatenate([rng.uniform(-.6, .6, (batch, count, 3)), rng.normal(size=(batch, count, 1))], -1)
-
-  normals = rng.normal(size=(batch, 10000, 3))
-  out = {
-      'depth_images':
-          rng.uniform(0, 2, (batch, hp.view_count, hp.image_height, hp.image_width, 1)),
-      'uniform_samples':
-          samples(s),
-      'near_surface_samples':
-          samples(s),
-      'bounding_box_samples':
-          samples(100000),
-      'grid':
-          rng.normal(size=(batch, 32, 32, 32)),
-      'world2grid':
-          np.tile(np.array([[22.1, 0, 0, 15.5], [0, 22.1, 0, 15.5], [0, 0, 22.1, 15.5], [0, 0, 0, 1]]),
-                  (batch, 1, 1)),
-      'surface_points':
-          rng.uniform(-.4, .4, (batch, 10000, 3)),
-      'surface_normals':
-          normals / np.linalg.norm(normals, axis=-1, keepdims=True)
-  }
-  return {k: tf.constant(out[k], tf.float32) for k in trainer.required_keys(hp)}
-
-
 def _interleaved(fns, steps):
   """Times several step functions in turn (one step each, `steps` rounds) after compiling/warming each up.
 
@@ -205,9 +172,10 @@ def measure(spec):
   fns = {}
   if spec.get('preset'):
     from ldif.model.hparams import HParams  # pylint: disable=import-outside-toplevel
+    from ldif.training import synthetic  # pylint: disable=import-outside-toplevel
     from ldif.training import trainer  # pylint: disable=import-outside-toplevel
     hp = HParams.preset(spec['preset']).replace(batch_size=spec['batch'])
-    data = _synthetic_batch(hp, spec['batch'])
+    data = synthetic.random_preprocessed_batch(hp, spec['batch'])
     t = trainer.Trainer(hp, seed=0, xla=spec['mode'])
     fns['preset'] = lambda: float(t.train_step(data)['total'])
   for xla in spec.get('resnet', []):

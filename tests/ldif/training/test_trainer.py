@@ -13,6 +13,7 @@ import tensorflow as tf
 
 from ldif.model.hparams import HParams
 from ldif.training import experiment
+from ldif.training import synthetic
 from ldif.training import trainer
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
@@ -33,33 +34,8 @@ def dataset_dir(tmp_path_factory):
 
 
 def _batch(hp, seed=0, batch=2):
-  rng = np.random.default_rng(seed)
-  s = hp.loss_sample_count
-
-  def samples(count):
-    return np.concatenate([rng.uniform(-.6, .6, (batch, count, 3)), rng.normal(size=(batch, count, 1))], -1)
-
-  normals = rng.normal(size=(batch, 2000, 3))
-  out = {
-      'depth_images':
-          rng.uniform(0, 2, (batch, hp.view_count, 137, 137, 1)),
-      'uniform_samples':
-          samples(s),
-      'near_surface_samples':
-          samples(s),
-      'bounding_box_samples':
-          samples(5000),
-      'grid':
-          rng.normal(size=(batch, 32, 32, 32)),
-      'world2grid':
-          np.tile(np.array([[22.1, 0, 0, 15.5], [0, 22.1, 0, 15.5], [0, 0, 22.1, 15.5], [0, 0, 0, 1]]),
-                  (batch, 1, 1)),
-      'surface_points':
-          rng.uniform(-.4, .4, (batch, 2000, 3)),
-      'surface_normals':
-          normals / np.linalg.norm(normals, axis=-1, keepdims=True)
-  }
-  return {k: tf.constant(out[k], tf.float32) for k in trainer.required_keys(hp)}
+  return synthetic.random_preprocessed_batch(hp, batch, seed, surface_point_count=2000,
+                                             bounding_box_sample_count=5000)
 
 
 def _config(dataset_dir, model_dir, **kwargs):
@@ -256,3 +232,22 @@ def test_mixed_precision_step_keeps_float32_variables_and_representation():
   for _ in range(3):
     last = float(t.train_step(batch)['total'])
   assert np.isfinite(first) and last < first
+
+
+@pytest.mark.parametrize('preset', ['ldif', 'sif', 'singleview-depth'])
+def test_random_preprocessed_batch_has_what_the_step_needs(preset):
+  hp = HParams.preset(preset)
+  batch = synthetic.random_preprocessed_batch(hp, 2, seed=4, surface_point_count=50, bounding_box_sample_count=60)
+  assert sorted(batch) == trainer.required_keys(hp)
+  image = (2, hp.view_count, hp.image_height, hp.image_width)
+  assert batch['depth_images'].shape == image + (1,)
+  if preset == 'singleview-depth':
+    assert batch['xyz_images'].shape == (2, 1, 224, 224, 3)
+  if preset == 'ldif':
+    np.testing.assert_allclose(np.linalg.norm(batch['surface_normals'].numpy(), axis=-1), 1.0, rtol=1e-6)
+    assert batch['surface_points'].shape == (2, 50, 3)
+  if 'bounding_box_samples' in batch:
+    assert batch['bounding_box_samples'].shape == (2, 60, 4)
+  np.testing.assert_array_equal(synthetic.random_preprocessed_batch(hp, 2, seed=4, surface_point_count=50,
+                                                                    bounding_box_sample_count=60)['depth_images'],
+                                batch['depth_images'])
